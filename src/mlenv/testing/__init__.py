@@ -1,0 +1,1 @@
+"""Helpers for the project's own tests: molecule hosts, journals on failure."""
