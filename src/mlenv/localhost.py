@@ -1,0 +1,102 @@
+"""The local profile's host: a systemd container on this machine, made from the test-host image.
+
+Where PID 1 is not systemd (containers, CI) roles cannot manage services on this
+machine itself, so mlenv runs them in a systemd container built from the same recipe
+as the test hosts, and converges into it through Podman.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlenv.hostimage import ensure_image, podman_env
+
+CONTAINER_NAME = "mlenv-local"
+BOOT_TIMEOUT_S = 60
+
+
+class LocalHostError(RuntimeError):
+    pass
+
+
+def pid1_is_systemd() -> bool:
+    try:
+        return Path("/proc/1/comm").read_text().strip() == "systemd"
+    except OSError:
+        return False
+
+
+@dataclass
+class LocalHost:
+    project_root: Path
+    name: str = CONTAINER_NAME
+
+    @property
+    def _env(self) -> dict[str, str]:
+        return podman_env(self.project_root)
+
+    def _podman(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(["podman", *args], env=self._env, capture_output=True, text=True, check=False)
+        if check and result.returncode != 0:
+            raise LocalHostError(f"podman {' '.join(args[:2])} failed: {result.stderr.strip()}")
+        return result
+
+    def state(self) -> str:
+        """'running', 'exited', … or 'missing'."""
+        result = self._podman("container", "inspect", self.name, check=False)
+        if result.returncode != 0:
+            return "missing"
+        return json.loads(result.stdout)[0]["State"]["Status"]
+
+    def ensure_running(self) -> str:
+        """Create or start the host; return what was done."""
+        image = ensure_image(self.project_root)
+        state = self.state()
+        if state == "running":
+            return "already running"
+        if state == "missing":
+            self._podman(
+                "run",
+                "--detach",
+                "--name",
+                self.name,
+                "--hostname",
+                self.name,
+                "--systemd=always",
+                # Hardened units (PrivateTmp, ProtectSystem) need it to set up their namespaces.
+                "--cap-add=SYS_ADMIN",
+                "--label",
+                "io.mlenv.role=local-host",
+                image,
+            )
+            action = "created"
+        else:
+            self._podman("start", self.name)
+            action = "started"
+        self._wait_for_boot()
+        return action
+
+    def _wait_for_boot(self) -> None:
+        deadline = time.monotonic() + BOOT_TIMEOUT_S
+        while time.monotonic() < deadline:
+            result = self._podman("exec", self.name, "systemctl", "is-system-running", check=False)
+            if result.stdout.strip() in {"running", "degraded"}:
+                return
+            time.sleep(0.5)
+        raise LocalHostError(f"{self.name} did not finish booting in {BOOT_TIMEOUT_S}s: podman logs {self.name}")
+
+    def stop(self) -> bool:
+        if self.state() != "running":
+            return False
+        self._podman("stop", self.name)
+        return True
+
+    def remove(self) -> bool:
+        if self.state() == "missing":
+            return False
+        self._podman("rm", "--force", self.name)
+        return True

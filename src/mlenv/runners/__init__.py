@@ -1,0 +1,1 @@
+"""Wrappers around the tools mlenv drives: ansible-runner now, the Pulumi Automation API later."""

@@ -1,0 +1,62 @@
+"""Every role's molecule scenarios, run for real on podman systemd test hosts.
+
+Each scenario destroys leftovers, creates its hosts, converges, converges again
+expecting no change (idempotence), runs its testinfra checks and destroys.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from mlenv.hostimage import ensure_image
+from tests.conftest import PROJECT_ROOT, ROLES_DIR
+
+LOG_DIR = PROJECT_ROOT / ".cache/molecule-logs"
+SCENARIO_TIMEOUT_S = 40 * 60
+
+
+def scenarios() -> list[Path]:
+    return sorted(path.parent for path in ROLES_DIR.glob("*/molecule/*/molecule.yml"))
+
+
+def scenario_id(scenario: Path) -> str:
+    return f"{scenario.parent.parent.name}:{scenario.name}"
+
+
+@pytest.fixture(scope="session")
+def host_image(tool_env) -> str:
+    return ensure_image(PROJECT_ROOT)
+
+
+def test_every_role_has_a_scenario():
+    roles_with_scenarios = {scenario.parent.parent.name for scenario in scenarios()}
+    roles = {path.name for path in ROLES_DIR.iterdir() if (path / "tasks/main.yml").is_file()}
+    assert roles - roles_with_scenarios == set()
+
+
+@pytest.mark.scenario
+@pytest.mark.parametrize("scenario", scenarios(), ids=scenario_id)
+def test_scenario(scenario: Path, host_image: str, tool_env: dict[str, str]):
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log = LOG_DIR / f"{scenario_id(scenario).replace(':', '-')}.log"
+    # Molecule writes its own ansible.cfg for each scenario.
+    env = {key: value for key, value in tool_env.items() if key != "ANSIBLE_CONFIG"}
+    env["MLENV_HOST_IMAGE"] = host_image
+    started = time.monotonic()
+    with log.open("w") as out:
+        result = subprocess.run(
+            ["molecule", "test", "--scenario-name", scenario.name],
+            cwd=scenario.parent.parent,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=SCENARIO_TIMEOUT_S,
+            check=False,
+        )
+    elapsed = time.monotonic() - started
+    tail = "\n".join(log.read_text().splitlines()[-80:])
+    assert result.returncode == 0, f"molecule test failed after {elapsed:.0f}s (full log: {log}):\n{tail}"
