@@ -23,15 +23,20 @@ def test_there_are_roles_to_check():
 @pytest.mark.parametrize("role", role_names())
 def test_defaults_and_spec_list_the_same_options(role):
     defaults = set(load(role, "defaults/main.yml"))
-    options = set(spec_options(role))
-    assert defaults - options == set(), f"{role}: defaults without a spec entry"
-    assert options - defaults == set(), f"{role}: spec entries without a default"
+    options = spec_options(role)
+    optional = {name for name, option in options.items() if not option.get("required")}
+    assert defaults - set(options) == set(), f"{role}: defaults without a spec entry"
+    assert optional - defaults == set(), f"{role}: optional spec entries without a default"
+    # A default would silently satisfy `required`, so required options have none.
+    assert defaults & (set(options) - optional) == set(), f"{role}: required options must not have defaults"
 
 
 @pytest.mark.parametrize("role", role_names())
 def test_literal_defaults_match_the_spec(role):
     defaults = load(role, "defaults/main.yml")
     for name, option in spec_options(role).items():
+        if option.get("required"):
+            continue
         value = defaults[name]
         if isinstance(value, str) and "{{" in value:
             continue  # templated defaults are resolved at run time; the spec states the usual result

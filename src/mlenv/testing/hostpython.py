@@ -1,0 +1,58 @@
+"""Run a Python snippet on a test host and read back its JSON answer.
+
+Clients that need libraries (boto3, mlflow) run where those are installed, on the
+host, against the real service; the snippet prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+
+class HostPythonError(AssertionError):
+    pass
+
+
+def run_python(host: Any, interpreter: str, source: str, env: dict[str, str] | None = None) -> Any:
+    assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in (env or {}).items())
+    result = host.run(f"{assignments} {interpreter} -c {shlex.quote(source)}")
+    if result.rc != 0:
+        raise HostPythonError(f"exit {result.rc}:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+S3_PROBE = """
+import json, os, sys
+import boto3, botocore
+s3 = boto3.client("s3", endpoint_url=os.environ["ENDPOINT"], region_name="us-east-1",
+                  aws_access_key_id=os.environ["ACCESS_KEY"], aws_secret_access_key=os.environ["SECRET_KEY"])
+def attempt(call):
+    try:
+        return {"ok": True, "value": call()}
+    except botocore.exceptions.ClientError as err:
+        return {"ok": False, "error": err.response["Error"]["Code"]}
+    except botocore.exceptions.BotoCoreError as err:
+        return {"ok": False, "error": type(err).__name__}
+bucket, key = os.environ["BUCKET"], os.environ["KEY"]
+answer = {
+    "put": attempt(lambda: s3.put_object(Bucket=bucket, Key=key, Body=b"mlenv")["ETag"]),
+    "get": attempt(lambda: s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()),
+    "list": attempt(lambda: [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]),
+    "versioning": attempt(lambda: s3.get_bucket_versioning(Bucket=bucket).get("Status", "")),
+}
+print(json.dumps(answer))
+"""
+
+
+def s3_probe(host: Any, interpreter: str, *, endpoint: str, access_key: str, secret_key: str, bucket: str) -> dict:
+    """Put, get and list one object and read the bucket's versioning, as the given identity."""
+    env = {
+        "ENDPOINT": endpoint,
+        "ACCESS_KEY": access_key,
+        "SECRET_KEY": secret_key,
+        "BUCKET": bucket,
+        "KEY": "mlenv-probe.txt",
+    }
+    return run_python(host, interpreter, S3_PROBE, env)
