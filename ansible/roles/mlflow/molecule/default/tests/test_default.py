@@ -1,0 +1,133 @@
+"""The mlflow role on a real systemd host, with PostgreSQL and the object store, used through its API."""
+
+from __future__ import annotations
+
+import time
+
+from mlenv.testing.hostpython import http_status, run_python
+from mlenv.testing.molecule import ephemeral_dir, podman_hosts
+
+testinfra_hosts = podman_hosts()
+journal_units = ["mlenv-mlflow"]
+SERVICE = "mlenv-mlflow"
+MLFLOW_PYTHON = "/opt/mlenv/mlflow/venv/bin/python"
+TOOLS_PYTHON = "/opt/mlenv/s3-tools/bin/python"
+API = "http://127.0.0.1:5000/api/2.0/mlflow/experiments/search?max_results=1"
+
+
+def secret(relative: str) -> str:
+    return (ephemeral_dir() / "secrets" / relative).read_text().split()[0]
+
+
+def admin() -> str:
+    return f"admin:{secret('mlflow/admin_password')}"
+
+
+LOG_AND_REGISTER = """
+import json, os, tempfile
+import mlflow
+mlflow.set_tracking_uri("http://127.0.0.1:5000")
+mlflow.set_experiment("molecule")
+with mlflow.start_run() as run:
+    mlflow.log_param("alpha", 0.5)
+    mlflow.log_metric("rmse", 0.25)
+    path = os.path.join(tempfile.mkdtemp(), "notes.txt")
+    open(path, "w").write("mlenv")
+    mlflow.log_artifact(path)
+    class Echo(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            return model_input
+    model = mlflow.pyfunc.log_model(name="model", python_model=Echo(), pip_requirements=["mlflow"])
+version = mlflow.register_model(model.model_uri, "molecule-model")
+client = mlflow.MlflowClient()
+fetched = client.get_run(run.info.run_id)
+print(json.dumps({"run_id": run.info.run_id, "params": fetched.data.params, "metrics": fetched.data.metrics,
+                  "artifacts": [a.path for a in client.list_artifacts(run.info.run_id)], "version": version.version}))
+"""
+
+LIST_BUCKET = """
+import json, os, boto3
+s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:8333", region_name="us-east-1")
+print(json.dumps([o["Key"] for o in s3.list_objects_v2(Bucket="mlflow").get("Contents", [])]))
+"""
+
+
+def test_service_runs_as_its_own_user(host):
+    service = host.service(SERVICE)
+    assert service.is_running and service.is_enabled
+    assert host.check_output(f"ps -o user= -p $(systemctl show -p MainPID --value {SERVICE})") == "mlflow"
+
+
+def test_listens_on_loopback_only(host):
+    assert host.socket("tcp://127.0.0.1:5000").is_listening
+    assert not host.socket("tcp://0.0.0.0:5000").is_listening
+
+
+def test_anonymous_request_is_refused(host):
+    assert http_status(host, API) == 401
+
+
+def test_wrong_password_is_refused(host):
+    assert http_status(host, API, basic_auth="admin:not-the-password") == 401
+
+
+def test_unknown_host_header_is_refused(host):
+    assert http_status(host, API, basic_auth=admin(), headers={"Host": "evil.example.com"}) == 403
+
+
+def test_proxy_host_name_is_allowed(host):
+    assert http_status(host, API, basic_auth=admin(), headers={"Host": "mlflow.mlenv.test:8443"}) == 200
+
+
+def test_run_with_artifact_and_registered_model_land_in_the_bucket(host):
+    answer = run_python(
+        host,
+        MLFLOW_PYTHON,
+        LOG_AND_REGISTER,
+        {
+            "MLFLOW_TRACKING_USERNAME": "admin",
+            "MLFLOW_TRACKING_PASSWORD": secret("mlflow/admin_password"),
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+        },
+    )
+    assert answer["params"] == {"alpha": "0.5"}
+    assert answer["metrics"] == {"rmse": 0.25}
+    assert "notes.txt" in answer["artifacts"]
+    assert int(answer["version"]) >= 1
+    keys = run_python(
+        host,
+        TOOLS_PYTHON,
+        LIST_BUCKET,
+        {
+            "AWS_ACCESS_KEY_ID": secret("object_store/mlflow.access_key"),
+            "AWS_SECRET_ACCESS_KEY": secret("object_store/mlflow.secret_key"),
+        },
+    )
+    assert any(key.endswith(f"{answer['run_id']}/artifacts/notes.txt") for key in keys), keys
+
+
+def test_secrets_are_private(host):
+    env = host.file("/etc/mlenv-mlflow/mlflow.env")
+    assert (env.user, env.mode) == ("root", 0o600)
+    ini = host.file("/etc/mlenv-mlflow/basic_auth.ini")
+    assert (ini.user, ini.mode) == ("mlflow", 0o600)
+    assert "password" not in host.file(f"/etc/systemd/system/{SERVICE}.service").content_string.lower()
+    assert host.file("/var/lib/mlenv-mlflow").mode == 0o700
+
+
+def test_job_execution_and_telemetry_are_off(host):
+    unit = host.file(f"/etc/systemd/system/{SERVICE}.service").content_string
+    assert "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false" in unit
+    assert "MLFLOW_DISABLE_TELEMETRY=true" in unit
+
+
+def test_restarts_by_itself_after_kill_9(host):
+    before = host.check_output(f"systemctl show -p MainPID --value {SERVICE}")
+    host.run(f"systemctl kill --signal=KILL {SERVICE}")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if http_status(host, API, basic_auth=admin()) == 200:
+            break
+        time.sleep(2)
+    assert host.check_output(f"systemctl show -p MainPID --value {SERVICE}") not in (before, "0")
+    assert http_status(host, API, basic_auth=admin()) == 200
