@@ -58,24 +58,29 @@ def s3_probe(host: Any, interpreter: str, *, endpoint: str, access_key: str, sec
     return run_python(host, interpreter, S3_PROBE, env)
 
 
-HTTP_STATUS = """
+HTTP_REQUEST = """
 import base64, json, os, ssl, urllib.error, urllib.request
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
 request = urllib.request.Request(os.environ["URL"], headers=json.loads(os.environ["HEADERS"]))
 if os.environ.get("BASIC_AUTH"):
     token = base64.b64encode(os.environ["BASIC_AUTH"].encode()).decode()
     request.add_header("Authorization", f"Basic {token}")
 context = ssl.create_default_context(cafile=os.environ.get("CA_FILE") or None)
+opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=context))
 try:
-    with urllib.request.urlopen(request, timeout=15, context=context) as response:
-        print(json.dumps(response.status))
+    with opener.open(request, timeout=15) as response:
+        answer = {"status": response.status, "headers": dict(response.headers)}
 except urllib.error.HTTPError as err:
-    print(json.dumps(err.code))
+    answer = {"status": err.code, "headers": dict(err.headers)}
 except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
-    print(json.dumps(0))
+    answer = {"status": 0, "headers": {}, "error": str(err)}
+print(json.dumps(answer))
 """
 
 
-def http_status(
+def http_request(
     host: Any,
     url: str,
     *,
@@ -83,8 +88,12 @@ def http_status(
     headers: dict[str, str] | None = None,
     ca_file: str = "",
     interpreter: str = "python3",
-) -> int:
-    """The HTTP status a request from the host gets (0 when nothing answers); no redirects are followed
-    for errors, and credentials travel in the environment, never on the command line."""
+) -> dict[str, Any]:
+    """A GET from the host: {status, headers[, error]}; status 0 when nothing answers. Redirects are
+    not followed, and credentials travel in the environment, never on the command line."""
     env = {"URL": url, "HEADERS": json.dumps(headers or {}), "BASIC_AUTH": basic_auth, "CA_FILE": ca_file}
-    return int(run_python(host, interpreter, HTTP_STATUS, env))
+    return run_python(host, interpreter, HTTP_REQUEST, env)
+
+
+def http_status(host: Any, url: str, **options: Any) -> int:
+    return int(http_request(host, url, **options)["status"])

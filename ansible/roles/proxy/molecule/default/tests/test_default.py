@@ -1,0 +1,63 @@
+"""The proxy role on a real systemd host: TLS with the generated CA, redirects, headers, unknown names."""
+
+from __future__ import annotations
+
+import time
+
+from mlenv.testing.hostpython import http_request, http_status
+from mlenv.testing.molecule import ephemeral_dir, podman_hosts
+
+testinfra_hosts = podman_hosts()
+journal_units = ["nginx"]
+CA = "/etc/mlenv-proxy/tls/ca.crt"
+SITE = "https://echo.mlenv.test/"
+
+
+def test_site_answers_over_tls_trusted_through_the_generated_ca(host):
+    assert http_status(host, SITE, ca_file=CA) == 200
+
+
+def test_certificate_is_not_trusted_without_the_ca(host):
+    answer = http_request(host, SITE)
+    assert answer["status"] == 0
+    assert "CERTIFICATE_VERIFY_FAILED" in answer["error"]
+
+
+def test_plain_http_only_redirects_to_https(host):
+    answer = http_request(host, "http://echo.mlenv.test/some/path?q=1")
+    assert answer["status"] == 301
+    assert answer["headers"]["Location"] == "https://echo.mlenv.test/some/path?q=1"
+
+
+def test_security_headers_are_sent(host):
+    headers = http_request(host, SITE, ca_file=CA)["headers"]
+    assert headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert "nginx/" not in headers.get("Server", "")
+
+
+def test_unknown_host_name_gets_no_answer(host):
+    assert http_status(host, "https://unknown.mlenv.test/", ca_file=CA) == 0
+
+
+def test_private_key_stays_private_and_the_ca_key_never_reaches_the_host(host):
+    key = host.file("/etc/mlenv-proxy/tls/server.key")
+    assert (key.user, key.mode) == ("root", 0o600)
+    assert not host.file("/etc/mlenv-proxy/tls/ca.key").exists
+    assert (ephemeral_dir() / "secrets/ca/ca.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_only_the_proxy_listens_beyond_loopback(host):
+    public = [spec for spec in host.socket.get_listening_sockets() if spec.startswith("tcp://0.0.0.0:")]
+    assert sorted(public) == ["tcp://0.0.0.0:22", "tcp://0.0.0.0:443", "tcp://0.0.0.0:80"]
+
+
+def test_restarts_by_itself_after_kill_9(host):
+    before = host.check_output("systemctl show -p MainPID --value nginx")
+    host.run("systemctl kill --signal=KILL nginx")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and http_status(host, SITE, ca_file=CA) != 200:
+        time.sleep(1)
+    assert host.check_output("systemctl show -p MainPID --value nginx") not in (before, "0")
+    assert http_status(host, SITE, ca_file=CA) == 200
