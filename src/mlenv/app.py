@@ -17,6 +17,9 @@ def interactive() -> bool:
 class Application:
     def __init__(self, *, verbose: bool = False) -> None:
         self.verbose = verbose
+        # Progress lines must reach a log or CI as they happen, not when a buffer fills.
+        if hasattr(sys.stdout, "reconfigure"):
+            sys.stdout.reconfigure(line_buffering=True)
         self.console = Console(
             highlight=False,
             no_color=not interactive() or "NO_COLOR" in os.environ,

@@ -16,6 +16,7 @@ from pathlib import Path
 from mlenv.hostimage import ensure_image, podman_env
 
 CONTAINER_NAME = "mlenv-local"
+HTTPS_PORT = 8443
 BOOT_TIMEOUT_S = 60
 
 
@@ -32,8 +33,11 @@ def pid1_is_systemd() -> bool:
 
 @dataclass
 class LocalHost:
+    """The container host; its proxy's HTTPS port is published on 127.0.0.1 only."""
+
     project_root: Path
     name: str = CONTAINER_NAME
+    https_port: int = HTTPS_PORT
 
     @property
     def _env(self) -> dict[str, str]:
@@ -56,6 +60,8 @@ class LocalHost:
         """Create or start the host; return what was done."""
         image = ensure_image(self.project_root)
         state = self.state()
+        if state != "missing":
+            self._check_published_port()
         if state == "running":
             return "already running"
         if state == "missing":
@@ -71,6 +77,8 @@ class LocalHost:
                 "--cap-add=SYS_ADMIN",
                 "--label",
                 "io.mlenv.role=local-host",
+                "--publish",
+                f"127.0.0.1:{self.https_port}:443",
                 image,
             )
             action = "created"
@@ -79,6 +87,16 @@ class LocalHost:
             action = "started"
         self._wait_for_boot()
         return action
+
+    def _check_published_port(self) -> None:
+        inspected = json.loads(self._podman("container", "inspect", self.name).stdout)[0]
+        bindings = (inspected.get("HostConfig", {}).get("PortBindings") or {}).get("443/tcp") or []
+        ports = {int(binding.get("HostPort", 0)) for binding in bindings}
+        if self.https_port not in ports:
+            raise LocalHostError(
+                f"{self.name} publishes HTTPS on {sorted(ports) or 'no port'}, not {self.https_port}: "
+                f"use that port (MLENV_HTTPS_PORT), or recreate the host with `mlenv down --purge`"
+            )
 
     def _wait_for_boot(self) -> None:
         deadline = time.monotonic() + BOOT_TIMEOUT_S

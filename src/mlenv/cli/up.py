@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import json
 import os
 import time
+from pathlib import Path
 
 import click
 
 from mlenv.app import Application
+from mlenv.cli.options import host_name_option
+
+SERVICES = {"mlflow": "MLflow", "labels": "Label Studio", "s3": "S3 object store"}
 
 
 @click.command()
@@ -17,38 +22,50 @@ from mlenv.app import Application
     envvar="MLENV_TARGET",
     help="Converge into a local systemd container, or into this machine (needs systemd as PID 1).",
 )
+@host_name_option
+@click.option(
+    "--https-port",
+    type=click.IntRange(1024, 65535),
+    default=8443,
+    show_default=True,
+    envvar="MLENV_HTTPS_PORT",
+    help="Port on 127.0.0.1 where the container's proxy is published.",
+)
 @click.pass_obj
-def up(app: Application, target: str) -> None:
+def up(app: Application, target: str, host_name: str, https_port: int) -> None:
     """Bring the local ML environment up (safe to re-run)."""
     from mlenv.hostimage import HostImageError, containers_conf
     from mlenv.localhost import LocalHost, LocalHostError, pid1_is_systemd
     from mlenv.paths import project_root, state_dir
-    from mlenv.runners.ansible import ProgressTracker, RoleProgress, run_playbook
+    from mlenv.runners.ansible import LayerProgress, ProgressTracker, run_playbook
 
     root = project_root()
     state = state_dir()
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     started = time.monotonic()
-    extravars: dict[str, str] = {}
+    extravars: dict[str, object] = {}
 
     if target == "this-host":
         if not pid1_is_systemd():
             app.abort("--target this-host needs systemd as PID 1 here; leave --target at 'container'")
-        extravars["ansible_connection"] = "local"
+        extravars.update(ansible_connection="local", mlenv_public_https_port=443)
+        public_port = 443
         app.info("target: this machine (connection local)")
     else:
-        host = LocalHost(root)
-        app.info(f"target: systemd container host '{host.name}' (PID 1 here is not systemd, or container chosen)")
+        host = LocalHost(root, name=host_name, https_port=https_port)
+        app.info(f"target: systemd container host '{host.name}' (HTTPS published on 127.0.0.1:{https_port})")
         try:
             with app.status("preparing the local host (image, container) …"):
                 action = host.ensure_running()
         except (HostImageError, LocalHostError) as err:
             app.abort(str(err))
         app.success(f"local host {host.name}: {action}")
+        extravars.update(ansible_host=host.name, mlenv_public_https_port=https_port)
+        public_port = https_port
 
-    def role_done(role: RoleProgress) -> None:
-        mark = "[red]✘[/red]" if role.failed else "[green]✔[/green]"
-        app.info(f"{mark} {role.name:<40} {role.elapsed:6.1f}s  changed={role.changed}")
+    def layer_done(layer: LayerProgress) -> None:
+        mark = "[red]✘[/red]" if layer.failed else "[green]✔[/green]"
+        app.info(f"{mark} {layer.name:<40} {layer.elapsed:6.1f}s  changed={layer.changed}")
 
     with app.status("converging …") as spinner:
 
@@ -66,10 +83,42 @@ def up(app: Application, target: str) -> None:
                 "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", str(containers_conf(root))),
             },
             extravars=extravars,
-            tracker=ProgressTracker(role_done, on_task),
+            tracker=ProgressTracker(layer_done, on_task),
             verbose=app.verbose,
         )
     if not result.ok:
         app.abort(f"the converge failed ({result.failed} failed tasks); full log: {result.log}")
     app.success(f"converged in {time.monotonic() - started:.0f}s, {result.changed} changes; log: {result.log}")
-    app.info(f"state and credentials: {state} (secrets under {state / 'secrets'}, mode 0600)")
+    outputs = write_outputs(state, domain="mlenv.localhost", port=public_port)
+    show_summary(app, outputs, state)
+
+
+def write_outputs(state: Path, *, domain: str, port: int) -> dict[str, object]:
+    """What other layers and people need: URLs and the CA to trust (no secrets)."""
+    suffix = "" if port == 443 else f":{port}"
+    outputs = {
+        "urls": {name: f"https://{name}.{domain}{suffix}" for name in SERVICES},
+        "ca_certificate": str(state / "secrets/ca/ca.crt"),
+        "buckets": ["mlflow", "datasets", "label-studio", "argo"],
+        "secrets_dir": str(state / "secrets"),
+    }
+    path = state / "outputs.json"
+    path.write_text(json.dumps(outputs, indent=2) + "\n")
+    path.chmod(0o600)
+    return outputs
+
+
+def show_summary(app: Application, outputs: dict[str, object], state: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title="mlenv: local environment", show_lines=False)
+    table.add_column("service")
+    table.add_column("URL")
+    urls = outputs["urls"]
+    assert isinstance(urls, dict)
+    for name, label in SERVICES.items():
+        table.add_row(label, urls[name])
+    app.console.print(table)
+    app.info(f"trust this CA in clients: {outputs['ca_certificate']}")
+    app.info(f"credentials (0600 files): {outputs['secrets_dir']}")
+    app.info(f"outputs for other tools: {state / 'outputs.json'}")

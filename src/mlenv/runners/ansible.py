@@ -1,4 +1,4 @@
-"""Run a playbook through ansible-runner and report progress per role."""
+"""Run a playbook through ansible-runner and report progress per play."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 
 @dataclass
-class RoleProgress:
+class LayerProgress:
     name: str
     started: float = field(default_factory=time.monotonic)
     changed: int = 0
@@ -28,7 +28,7 @@ class PlaybookResult:
     changed: int
     failed: int
     log: Path
-    roles: list[RoleProgress]
+    layers: list[LayerProgress]
 
     @property
     def ok(self) -> bool:
@@ -36,38 +36,39 @@ class PlaybookResult:
 
 
 class ProgressTracker:
-    """Turns ansible-runner events into one finished line per role and the current task."""
+    """Turns ansible-runner events into one finished line per play (one service layer of
+    site.yml, helper roles included) and the current task."""
 
-    def __init__(self, on_role_done: Callable[[RoleProgress], None], on_task: Callable[[str], None]) -> None:
-        self.roles: list[RoleProgress] = []
-        self._on_role_done = on_role_done
+    def __init__(self, on_layer_done: Callable[[LayerProgress], None], on_task: Callable[[str], None]) -> None:
+        self.layers: list[LayerProgress] = []
+        self._on_layer_done = on_layer_done
         self._on_task = on_task
 
-    def _current(self, role: str) -> RoleProgress:
-        if not self.roles or self.roles[-1].name != role:
-            if self.roles:
-                self._on_role_done(self.roles[-1])
-            self.roles.append(RoleProgress(role))
-        return self.roles[-1]
+    def _current(self, play: str) -> LayerProgress:
+        if not self.layers or self.layers[-1].name != play:
+            if self.layers:
+                self._on_layer_done(self.layers[-1])
+            self.layers.append(LayerProgress(play))
+        return self.layers[-1]
 
     def handle(self, event: dict[str, Any]) -> bool:
         data = event.get("event_data", {})
         kind = event.get("event")
         if kind == "playbook_on_task_start":
-            role = data.get("role") or data.get("play") or "playbook"
-            self._current(role)
-            self._on_task(f"{role}: {data.get('task', '')}")
-        elif kind in {"runner_on_ok", "runner_on_failed"} and self.roles:
+            play = data.get("play") or "playbook"
+            self._current(play)
+            self._on_task(f"{play}: {data.get('task', '')}")
+        elif kind in {"runner_on_ok", "runner_on_failed"} and self.layers:
             result = data.get("res", {})
             if kind == "runner_on_failed" and not data.get("ignore_errors"):
-                self.roles[-1].failed += 1
+                self.layers[-1].failed += 1
             elif result.get("changed"):
-                self.roles[-1].changed += 1
+                self.layers[-1].changed += 1
         return True
 
     def finish(self) -> None:
-        if self.roles:
-            self._on_role_done(self.roles[-1])
+        if self.layers:
+            self._on_layer_done(self.layers[-1])
 
 
 def run_playbook(
@@ -106,5 +107,5 @@ def run_playbook(
         changed=sum((stats.get("changed") or {}).values()),
         failed=sum((stats.get("failures") or {}).values()) + sum((stats.get("dark") or {}).values()),
         log=log,
-        roles=tracker.roles if tracker else [],
+        layers=tracker.layers if tracker else [],
     )

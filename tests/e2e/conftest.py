@@ -1,0 +1,79 @@
+"""The local profile brought up for real by `mlenv up`, once for the whole e2e module.
+
+The stack gets its own container name, published port and state folder, so it never
+touches an operator's `mlenv-local`; leftovers of an earlier run are removed first,
+and `mlenv down --purge` (answering its typed confirmation) removes it afterwards.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import testinfra
+
+HOST = "mlenv-e2e"
+HTTPS_PORT = 18443
+DOMAIN = "mlenv.localhost"
+UP_TIMEOUT_S = 60 * 60
+
+
+@dataclass
+class Stack:
+    state: Path
+    env: dict[str, str]
+    up_output: str
+
+    def secret(self, relative: str) -> str:
+        return (self.state / "secrets" / relative).read_text().split()[0]
+
+    @property
+    def ca(self) -> str:
+        return str(self.state / "secrets/ca/ca.crt")
+
+    def url(self, service: str, path: str = "/") -> str:
+        return f"https://{service}.{DOMAIN}:{HTTPS_PORT}{path}"
+
+    def mlenv(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["mlenv", *args], env=self.env, input=stdin, capture_output=True, text=True, timeout=UP_TIMEOUT_S
+        )
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str]) -> Iterator[Stack]:
+    state = tmp_path_factory.mktemp("mlenv-state")
+    env = {**tool_env, "MLENV_STATE_DIR": str(state), "MLENV_LOCAL_HOST": HOST, "MLENV_HTTPS_PORT": str(HTTPS_PORT)}
+    env.pop("ANSIBLE_CONFIG", None)
+    subprocess.run(["podman", "rm", "--force", HOST], env=env, capture_output=True, check=False)
+    stack = Stack(state, env, "")
+    first = stack.mlenv("up")
+    assert first.returncode == 0, f"mlenv up failed:\n{first.stdout[-4000:]}\n{first.stderr[-4000:]}"
+    stack.up_output = first.stdout
+    yield stack
+    stack.mlenv("down", "--purge", stdin=f"{HOST}\n")
+
+
+@pytest.fixture(scope="session")
+def container(stack: Stack):
+    """The stack's host, reached straight through podman."""
+    return testinfra.get_host(f"podman://{HOST}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def service_names_resolve_to_loopback() -> Iterator[None]:
+    """*.mlenv.localhost is this machine (browsers know it; glibc does not): resolve it in this process."""
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if isinstance(host, str) and host.endswith(f".{DOMAIN}"):
+            host = "127.0.0.1"
+        return real(host, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket, "getaddrinfo", resolve)
+        yield

@@ -1,0 +1,179 @@
+"""The embedded default, for real: `mlenv up` on the local profile, then every service used through
+the TLS proxy with the generated CA, as a team member would."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import urllib.error
+import urllib.request
+
+import boto3
+import botocore.exceptions
+import pytest
+from botocore.config import Config
+
+from mlenv.testing.hostpython import run_python
+from tests.e2e.conftest import DOMAIN, Stack
+
+
+def request(stack: Stack, url: str, *, method: str = "GET", body: object = None, headers: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
+    context = ssl.create_default_context(cafile=stack.ca)
+    try:
+        with urllib.request.urlopen(req, timeout=60, context=context) as response:
+            text = response.read().decode()
+            return response.status, json.loads(text) if text.startswith(("{", "[")) else text
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()[:500]
+
+
+def label_studio(stack: Stack, method: str, path: str, body: object = None):
+    token = stack.secret("label_studio/api_token")
+    return request(stack, stack.url("labels", f"/api/{path}"), method=method, body=body,
+                   headers={"Authorization": f"Token {token}"})  # fmt: skip
+
+
+def s3(stack: Stack, identity: str, *, secret: str | None = None):
+    return boto3.client(
+        "s3",
+        endpoint_url=stack.url("s3", ""),
+        region_name="us-east-1",
+        aws_access_key_id=stack.secret(f"object_store/{identity}.access_key"),
+        aws_secret_access_key=secret or stack.secret(f"object_store/{identity}.secret_key"),
+        verify=stack.ca,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+    )
+
+
+def test_up_printed_the_urls_and_where_the_credentials_are(stack):
+    for service in ("mlflow", "labels", "s3"):
+        assert stack.url(service, "") in stack.up_output
+    assert str(stack.state / "secrets") in stack.up_output
+    assert json.loads((stack.state / "outputs.json").read_text())["ca_certificate"] == stack.ca
+
+
+def test_secrets_are_files_only_their_owner_reads(stack):
+    files = [path for path in (stack.state / "secrets").rglob("*") if path.is_file()]
+    assert len(files) >= 10
+    private = [path for path in files if path.suffix not in (".crt", ".csr")]
+    assert all(path.stat().st_mode & 0o777 == 0o600 for path in private), private
+
+
+@pytest.mark.parametrize(("service", "path"), [("mlflow", "/health"), ("labels", "/health/")])
+def test_services_answer_through_tls_trusted_through_the_generated_ca(stack, service, path):
+    assert request(stack, stack.url(service, path))[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("service", "path"), [("mlflow", "/api/2.0/mlflow/experiments/search?max_results=1"), ("labels", "/api/projects")]
+)
+def test_anonymous_requests_are_refused(stack, service, path):
+    assert request(stack, stack.url(service, path))[0] == 401
+
+
+def test_tls_is_refused_without_the_ca(stack):
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        urllib.request.urlopen(stack.url("mlflow", "/health"), timeout=30)
+
+
+LOG_RUN_THROUGH_THE_PROXY = """
+import json, os, tempfile
+import mlflow
+mlflow.set_tracking_uri("https://mlflow.mlenv.localhost")
+mlflow.set_experiment("e2e")
+with mlflow.start_run() as run:
+    mlflow.log_params({"lr": 0.01, "epochs": 3})
+    for step, loss in enumerate([0.9, 0.5, 0.3]):
+        mlflow.log_metric("loss", loss, step=step)
+    path = os.path.join(tempfile.mkdtemp(), "report.txt")
+    open(path, "w").write("trained by e2e")
+    mlflow.log_artifact(path)
+    class Identity(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            return model_input
+    model = mlflow.pyfunc.log_model(name="model", python_model=Identity(), pip_requirements=["mlflow"])
+version = mlflow.register_model(model.model_uri, "e2e-model")
+run = mlflow.MlflowClient().get_run(run.info.run_id)
+print(json.dumps({"run_id": run.info.run_id, "params": run.data.params, "loss": run.data.metrics["loss"],
+                  "version": version.version}))
+"""
+
+
+def test_mlflow_run_artifact_and_model_land_in_the_bucket(stack, container):
+    # The real MLflow client, on the stack's host, through the proxy and its TLS (port 443 inside).
+    container.run(f"grep -q mlflow.{DOMAIN} /etc/hosts || echo '127.0.0.1 mlflow.{DOMAIN}' >> /etc/hosts")
+    answer = run_python(
+        container,
+        "/opt/mlenv/mlflow/venv/bin/python",
+        LOG_RUN_THROUGH_THE_PROXY,
+        {
+            "MLFLOW_TRACKING_USERNAME": "admin",
+            "MLFLOW_TRACKING_PASSWORD": stack.secret("mlflow/admin_password"),
+            "REQUESTS_CA_BUNDLE": "/etc/mlenv-proxy/tls/ca.crt",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+        },
+    )
+    assert answer["params"] == {"lr": "0.01", "epochs": "3"}
+    assert answer["loss"] == 0.3
+    assert int(answer["version"]) >= 1
+    # From this machine, through the proxy's S3 site, as the mlflow identity.
+    keys = [o["Key"] for o in s3(stack, "mlflow").list_objects_v2(Bucket="mlflow").get("Contents", [])]
+    assert any(key.endswith(f"{answer['run_id']}/artifacts/report.txt") for key in keys), keys
+
+
+def test_object_store_through_the_proxy_checks_identities(stack):
+    client = s3(stack, "label-studio")
+    client.put_object(Bucket="datasets", Key="e2e/v1/data.csv", Body=b"x,y\n1,2\n")
+    assert client.get_object(Bucket="datasets", Key="e2e/v1/data.csv")["Body"].read() == b"x,y\n1,2\n"
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+        client.list_objects_v2(Bucket="mlflow")
+    with pytest.raises(botocore.exceptions.ClientError, match="SignatureDoesNotMatch"):
+        s3(stack, "label-studio", secret="x" * 40).list_objects_v2(Bucket="datasets")
+
+
+def test_label_studio_project_task_annotation_and_export_to_the_bucket(stack):
+    config = (
+        '<View><Text name="text" value="$text"/><Choices name="label" toName="text">'
+        '<Choice value="good"/><Choice value="bad"/></Choices></View>'
+    )
+    status, project = label_studio(stack, "POST", "projects", {"title": "e2e", "label_config": config})
+    assert status == 201, project
+    status, storage = label_studio(
+        stack,
+        "POST",
+        "storages/export/s3",
+        {
+            "project": project["id"],
+            "bucket": "label-studio",
+            "prefix": "e2e/annotations/",
+            "s3_endpoint": "http://127.0.0.1:8333",
+            "aws_access_key_id": stack.secret("object_store/label-studio.access_key"),
+            "aws_secret_access_key": stack.secret("object_store/label-studio.secret_key"),
+        },
+    )
+    assert status == 201, storage
+    assert label_studio(stack, "POST", f"projects/{project['id']}/import", [{"text": "ok"}])[0] == 201
+    tasks = label_studio(stack, "GET", f"tasks?project={project['id']}")[1]["tasks"]
+    result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["good"]}}]
+    assert label_studio(stack, "POST", f"tasks/{tasks[0]['id']}/annotations", {"result": result})[0] == 201
+    assert label_studio(stack, "POST", f"storages/export/s3/{storage['id']}/sync")[0] == 200
+    client = s3(stack, "label-studio")
+    deadline = time.monotonic() + 60
+    exported: list = []
+    while time.monotonic() < deadline and not exported:
+        exported = client.list_objects_v2(Bucket="label-studio", Prefix="e2e/annotations/").get("Contents", [])
+        time.sleep(1)
+    assert exported, "the annotation did not reach the bucket"
+    annotation = json.loads(client.get_object(Bucket="label-studio", Key=exported[0]["Key"])["Body"].read())
+    assert annotation["result"][0]["value"]["choices"] == ["good"]
+
+
+def test_a_second_up_changes_nothing(stack):
+    again = stack.mlenv("up")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert ", 0 changes;" in again.stdout, again.stdout
