@@ -14,7 +14,7 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from mlenv.testing.hostpython import run_python
+from mlenv.testing.mlflow_client import log_run_and_register
 from tests.e2e.conftest import DOMAIN, Stack
 
 
@@ -81,42 +81,16 @@ def test_tls_is_refused_without_the_ca(stack):
         urllib.request.urlopen(stack.url("mlflow", "/health"), timeout=30)
 
 
-LOG_RUN_THROUGH_THE_PROXY = """
-import json, os, tempfile
-import mlflow
-mlflow.set_tracking_uri("https://mlflow.mlenv.localhost")
-mlflow.set_experiment("e2e")
-with mlflow.start_run() as run:
-    mlflow.log_params({"lr": 0.01, "epochs": 3})
-    for step, loss in enumerate([0.9, 0.5, 0.3]):
-        mlflow.log_metric("loss", loss, step=step)
-    path = os.path.join(tempfile.mkdtemp(), "report.txt")
-    open(path, "w").write("trained by e2e")
-    mlflow.log_artifact(path)
-    class Identity(mlflow.pyfunc.PythonModel):
-        def predict(self, context, model_input, params=None):
-            return model_input
-    model = mlflow.pyfunc.log_model(name="model", python_model=Identity(), pip_requirements=["mlflow"])
-version = mlflow.register_model(model.model_uri, "e2e-model")
-run = mlflow.MlflowClient().get_run(run.info.run_id)
-print(json.dumps({"run_id": run.info.run_id, "params": run.data.params, "loss": run.data.metrics["loss"],
-                  "version": version.version}))
-"""
-
-
 def test_mlflow_run_artifact_and_model_land_in_the_bucket(stack, container):
     # The real MLflow client, on the stack's host, through the proxy and its TLS (port 443 inside).
     container.run(f"grep -q mlflow.{DOMAIN} /etc/hosts || echo '127.0.0.1 mlflow.{DOMAIN}' >> /etc/hosts")
-    answer = run_python(
+    answer = log_run_and_register(
         container,
-        "/opt/mlenv/mlflow/venv/bin/python",
-        LOG_RUN_THROUGH_THE_PROXY,
-        {
-            "MLFLOW_TRACKING_USERNAME": "admin",
-            "MLFLOW_TRACKING_PASSWORD": stack.secret("mlflow/admin_password"),
-            "REQUESTS_CA_BUNDLE": "/etc/mlenv-proxy/tls/ca.crt",
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-        },
+        tracking_uri=f"https://mlflow.{DOMAIN}",
+        password=stack.secret("mlflow/admin_password"),
+        experiment="e2e",
+        model="e2e-model",
+        ca_file="/etc/mlenv-proxy/tls/ca.crt",
     )
     assert answer["params"] == {"lr": "0.01", "epochs": "3"}
     assert answer["loss"] == 0.3

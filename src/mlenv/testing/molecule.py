@@ -28,3 +28,8 @@ def podman_hosts() -> list[str]:
 
 def ephemeral_dir() -> Path:
     return _env_path("MOLECULE_EPHEMERAL_DIRECTORY")
+
+
+def secret(relative: str) -> str:
+    """A secret the scenario's converge generated on the controller, e.g. 'mlflow/admin_password'."""
+    return (ephemeral_dir() / "secrets" / relative).read_text().split()[0]

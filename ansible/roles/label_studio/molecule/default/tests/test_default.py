@@ -8,17 +8,13 @@ import time
 import pytest
 
 from mlenv.testing.hostpython import http_status, run_python
-from mlenv.testing.molecule import ephemeral_dir, podman_hosts
+from mlenv.testing.molecule import podman_hosts, secret
 
 testinfra_hosts = podman_hosts()
 journal_units = ["mlenv-label-studio"]
 SERVICE = "mlenv-label-studio"
 BASE = "http://127.0.0.1:8080"
 TOOLS_PYTHON = "/opt/mlenv/s3-tools/bin/python"
-
-
-def secret(relative: str) -> str:
-    return (ephemeral_dir() / "secrets" / relative).read_text().split()[0]
 
 
 API_CALL = """
@@ -81,6 +77,15 @@ def test_service_runs_as_its_own_user_on_loopback(host):
     assert host.check_output(f"ps -o user= -p $(systemctl show -p MainPID --value {SERVICE})") == "labelstudio"
     assert host.socket("tcp://127.0.0.1:8080").is_listening
     assert not host.socket("tcp://0.0.0.0:8080").is_listening
+
+
+@pytest.mark.parametrize("name", ["labels.mlenv.test:8443", "labels.mlenv.test"])
+def test_public_host_name_is_allowed_with_and_without_port(host, name):
+    assert http_status(host, f"{BASE}/health/", headers={"Host": name}) == 200
+
+
+def test_other_host_names_are_refused(host):
+    assert http_status(host, f"{BASE}/health/", headers={"Host": "evil.example.com"}) == 400
 
 
 def test_anonymous_api_request_is_refused(host):

@@ -5,45 +5,19 @@ from __future__ import annotations
 import time
 
 from mlenv.testing.hostpython import http_status, run_python
-from mlenv.testing.molecule import ephemeral_dir, podman_hosts
+from mlenv.testing.mlflow_client import log_run_and_register
+from mlenv.testing.molecule import podman_hosts, secret
 
 testinfra_hosts = podman_hosts()
 journal_units = ["mlenv-mlflow"]
 SERVICE = "mlenv-mlflow"
-MLFLOW_PYTHON = "/opt/mlenv/mlflow/venv/bin/python"
 TOOLS_PYTHON = "/opt/mlenv/s3-tools/bin/python"
 API = "http://127.0.0.1:5000/api/2.0/mlflow/experiments/search?max_results=1"
-
-
-def secret(relative: str) -> str:
-    return (ephemeral_dir() / "secrets" / relative).read_text().split()[0]
 
 
 def admin() -> str:
     return f"admin:{secret('mlflow/admin_password')}"
 
-
-LOG_AND_REGISTER = """
-import json, os, tempfile
-import mlflow
-mlflow.set_tracking_uri("http://127.0.0.1:5000")
-mlflow.set_experiment("molecule")
-with mlflow.start_run() as run:
-    mlflow.log_param("alpha", 0.5)
-    mlflow.log_metric("rmse", 0.25)
-    path = os.path.join(tempfile.mkdtemp(), "notes.txt")
-    open(path, "w").write("mlenv")
-    mlflow.log_artifact(path)
-    class Echo(mlflow.pyfunc.PythonModel):
-        def predict(self, context, model_input, params=None):
-            return model_input
-    model = mlflow.pyfunc.log_model(name="model", python_model=Echo(), pip_requirements=["mlflow"])
-version = mlflow.register_model(model.model_uri, "molecule-model")
-client = mlflow.MlflowClient()
-fetched = client.get_run(run.info.run_id)
-print(json.dumps({"run_id": run.info.run_id, "params": fetched.data.params, "metrics": fetched.data.metrics,
-                  "artifacts": [a.path for a in client.list_artifacts(run.info.run_id)], "version": version.version}))
-"""
 
 LIST_BUCKET = """
 import json, os, boto3
@@ -80,19 +54,16 @@ def test_proxy_host_name_is_allowed(host):
 
 
 def test_run_with_artifact_and_registered_model_land_in_the_bucket(host):
-    answer = run_python(
+    answer = log_run_and_register(
         host,
-        MLFLOW_PYTHON,
-        LOG_AND_REGISTER,
-        {
-            "MLFLOW_TRACKING_USERNAME": "admin",
-            "MLFLOW_TRACKING_PASSWORD": secret("mlflow/admin_password"),
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-        },
+        tracking_uri="http://127.0.0.1:5000",
+        password=secret("mlflow/admin_password"),
+        experiment="molecule",
+        model="molecule-model",
     )
-    assert answer["params"] == {"alpha": "0.5"}
-    assert answer["metrics"] == {"rmse": 0.25}
-    assert "notes.txt" in answer["artifacts"]
+    assert answer["params"] == {"lr": "0.01", "epochs": "3"}
+    assert answer["loss"] == 0.3
+    assert "report.txt" in answer["artifacts"]
     assert int(answer["version"]) >= 1
     keys = run_python(
         host,
@@ -103,7 +74,7 @@ def test_run_with_artifact_and_registered_model_land_in_the_bucket(host):
             "AWS_SECRET_ACCESS_KEY": secret("object_store/mlflow.secret_key"),
         },
     )
-    assert any(key.endswith(f"{answer['run_id']}/artifacts/notes.txt") for key in keys), keys
+    assert any(key.endswith(f"{answer['run_id']}/artifacts/report.txt") for key in keys), keys
 
 
 def test_secrets_are_private(host):

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from mlenv.testing.hostpython import s3_probe
-from mlenv.testing.molecule import ephemeral_dir, podman_hosts
+from mlenv.testing.molecule import ephemeral_dir, podman_hosts, secret
 
 testinfra_hosts = podman_hosts()
 journal_units = ["mlenv-object-store"]
@@ -17,11 +17,7 @@ TOOLS_PYTHON = "/opt/mlenv/s3-tools/bin/python"
 
 
 def keys(identity: str) -> tuple[str, str]:
-    secrets = ephemeral_dir() / "secrets/object_store"
-    return (
-        (secrets / f"{identity}.access_key").read_text().split()[0],
-        (secrets / f"{identity}.secret_key").read_text().split()[0],
-    )
+    return secret(f"object_store/{identity}.access_key"), secret(f"object_store/{identity}.secret_key")
 
 
 def probe(host, identity: str, bucket: str, *, secret: str | None = None) -> dict:
