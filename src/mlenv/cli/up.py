@@ -4,6 +4,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -49,7 +50,6 @@ def up(app: Application, target: str, host_name: str, https_port: int) -> None:
         if not pid1_is_systemd():
             app.abort("--target this-host needs systemd as PID 1 here; leave --target at 'container'")
         extravars.update(ansible_connection="local", mlenv_public_https_port=443)
-        public_port = 443
         app.info("target: this machine (connection local)")
     else:
         host = LocalHost(root, name=host_name, https_port=https_port)
@@ -61,7 +61,6 @@ def up(app: Application, target: str, host_name: str, https_port: int) -> None:
             app.abort(str(err))
         app.success(f"local host {host.name}: {action}")
         extravars.update(ansible_host=host.name, mlenv_public_https_port=https_port)
-        public_port = https_port
 
     def layer_done(layer: LayerProgress) -> None:
         mark = "[red]✘[/red]" if layer.failed else "[green]✔[/green]"
@@ -89,36 +88,20 @@ def up(app: Application, target: str, host_name: str, https_port: int) -> None:
     if not result.ok:
         app.abort(f"the converge failed ({result.failed} failed tasks); full log: {result.log}")
     app.success(f"converged in {time.monotonic() - started:.0f}s, {result.changed} changes; log: {result.log}")
-    outputs = write_outputs(state, domain="mlenv.localhost", port=public_port)
-    show_summary(app, outputs, state)
+    show_summary(app, json.loads((state / "outputs.json").read_text()), state)
 
 
-def write_outputs(state: Path, *, domain: str, port: int) -> dict[str, object]:
-    """What other layers and people need: URLs and the CA to trust (no secrets)."""
-    suffix = "" if port == 443 else f":{port}"
-    outputs = {
-        "urls": {name: f"https://{name}.{domain}{suffix}" for name in SERVICES},
-        "ca_certificate": str(state / "secrets/ca/ca.crt"),
-        "buckets": ["mlflow", "datasets", "label-studio", "argo"],
-        "secrets_dir": str(state / "secrets"),
-    }
-    path = state / "outputs.json"
-    path.write_text(json.dumps(outputs, indent=2) + "\n")
-    path.chmod(0o600)
-    return outputs
-
-
-def show_summary(app: Application, outputs: dict[str, object], state: Path) -> None:
+def show_summary(app: Application, outputs: dict[str, Any], state: Path) -> None:
+    """The URLs, the CA to trust and where the credentials are, from the outputs Ansible wrote."""
     from rich.table import Table
 
-    table = Table(title="mlenv: local environment", show_lines=False)
+    table = Table(title=f"mlenv: {outputs['environment']} environment")
     table.add_column("service")
     table.add_column("URL")
-    urls = outputs["urls"]
-    assert isinstance(urls, dict)
-    for name, label in SERVICES.items():
-        table.add_row(label, urls[name])
+    for name, url in outputs["urls"].items():
+        table.add_row(SERVICES.get(name, name), url)
     app.console.print(table)
-    app.info(f"trust this CA in clients: {outputs['ca_certificate']}")
-    app.info(f"credentials (0600 files): {outputs['secrets_dir']}")
+    if outputs.get("ca_certificate"):
+        app.info(f"trust this CA in clients: {outputs['ca_certificate']}")
+    app.info(f"credentials (0600 files): {state / 'secrets'}")
     app.info(f"outputs for other tools: {state / 'outputs.json'}")
