@@ -32,6 +32,7 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, save, tool_version
 from mlenv.hostimage import ensure_image, podman_env
+from mlenv.runners.ansible import strategy_env
 
 RAW_HOST = "mlenv-bench-raw"
 STACK_HOST = "mlenv-bench"
@@ -174,12 +175,13 @@ def main() -> int:
         figures["raw_install_s"] = raw_install(image)
 
     state = Path(tempfile.mkdtemp(prefix="mlenv-bench-state-"))
+    config = state / "mlenv.yaml"
+    config.write_text(f"environment: bench\ntls:\n  https_port: {HTTPS_PORT}\nlocal:\n  host_name: {STACK_HOST}\n")
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "MLENV_STATE_DIR": str(state),
-        "MLENV_LOCAL_HOST": STACK_HOST,
-        "MLENV_HTTPS_PORT": str(HTTPS_PORT),
+        "MLENV_CONFIG": str(config),
         "CONTAINERS_CONF": podman_env(ROOT)["CONTAINERS_CONF"],
     }
     podman("rm", "--force", STACK_HOST, check=False)
@@ -196,8 +198,16 @@ def main() -> int:
         figures["cold_to_raw_ratio"] = round(figures["cold_converge_s"] / figures["raw_install_s"], 2)  # type: ignore[operator]
     figures["reconverge_to_cold_ratio"] = round(figures["noop_reconverge_s"] / figures["cold_converge_s"], 3)  # type: ignore[operator]
 
-    path = save("stack", {"connection": "containers.podman.podman", "ansible": tool_version("ansible", "--version"),
-                          "image": image, "figures": figures})  # fmt: skip
+    path = save(
+        "stack",
+        {
+            "connection": "ssh (pipelining, ControlPersist) to 127.0.0.1",
+            "strategy": strategy_env()["ANSIBLE_STRATEGY"],
+            "ansible": tool_version("ansible", "--version"),
+            "image": image,
+            "figures": figures,
+        },
+    )
     print(json.dumps(figures, indent=2))
     print(f"saved to {path.relative_to(ROOT)}")
     return 0

@@ -5,9 +5,16 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import AbstractContextManager, nullcontext
-from typing import NoReturn
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from mlenv.config import MlenvConfig
+
+CONFIG_ERROR = 2
 
 
 def interactive() -> bool:
@@ -15,8 +22,9 @@ def interactive() -> bool:
 
 
 class Application:
-    def __init__(self, *, verbose: bool = False) -> None:
+    def __init__(self, *, verbose: bool = False, config_file: Path | None = None) -> None:
         self.verbose = verbose
+        self.config_file = config_file
         # Progress lines must reach a log or CI as they happen, not when a buffer fills.
         if hasattr(sys.stdout, "reconfigure"):
             sys.stdout.reconfigure(line_buffering=True)
@@ -25,6 +33,8 @@ class Application:
             no_color=not interactive() or "NO_COLOR" in os.environ,
             force_interactive=interactive(),
             soft_wrap=True,
+            # Logs and pipes get whole table rows (paths, URLs) rather than wrapped cells.
+            width=None if interactive() or "COLUMNS" in os.environ else 200,
         )
 
     def info(self, message: str) -> None:
@@ -49,3 +59,23 @@ class Application:
             return self.console.status(message)
         self.console.print(message)
         return nullcontext()
+
+    @cached_property
+    def config(self) -> MlenvConfig:
+        """mlenv.yaml (or the embedded default), validated; a bad file aborts before anything runs."""
+        from mlenv.config import ConfigError, config_path, load
+
+        path = config_path(self.config_file)
+        try:
+            return load(path)
+        except ConfigError as err:
+            self.error(f"{err.source} is not valid:")
+            for problem in err.problems:
+                self.console.print(f"  - {problem}")
+            raise SystemExit(CONFIG_ERROR) from None
+
+    @property
+    def state(self) -> Path:
+        from mlenv.paths import state_dir
+
+        return state_dir(self.config.environment)

@@ -2,7 +2,8 @@
 
 Where PID 1 is not systemd (containers, CI) roles cannot manage services on this
 machine itself, so mlenv runs them in a systemd container built from the same recipe
-as the test hosts, and converges into it through Podman.
+as the test hosts, and converges into it over SSH on 127.0.0.1, as an operator would
+reach a server: each task over the Podman connection costs about a second more.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from mlenv.hostimage import ensure_image, podman_env
 CONTAINER_NAME = "mlenv-local"
 HTTPS_PORT = 8443
 BOOT_TIMEOUT_S = 60
+SSH_PORT = "22/tcp"
 
 
 class LocalHostError(RuntimeError):
@@ -79,6 +81,9 @@ class LocalHost:
                 "io.mlenv.role=local-host",
                 "--publish",
                 f"127.0.0.1:{self.https_port}:443",
+                # Podman picks a free loopback port for SSH; `ssh_port()` reads it back.
+                "--publish",
+                f"127.0.0.1::{SSH_PORT.split('/')[0]}",
                 image,
             )
             action = "created"
@@ -95,7 +100,7 @@ class LocalHost:
         if self.https_port not in ports:
             raise LocalHostError(
                 f"{self.name} publishes HTTPS on {sorted(ports) or 'no port'}, not {self.https_port}: "
-                f"use that port (MLENV_HTTPS_PORT), or recreate the host with `mlenv down --purge`"
+                f"set tls.https_port to it in mlenv.yaml, or recreate the host with `mlenv down --purge`"
             )
 
     def _wait_for_boot(self) -> None:
@@ -106,6 +111,33 @@ class LocalHost:
                 return
             time.sleep(0.5)
         raise LocalHostError(f"{self.name} did not finish booting in {BOOT_TIMEOUT_S}s: podman logs {self.name}")
+
+    def ssh_port(self) -> int | None:
+        """The loopback port publishing the host's sshd (None for hosts made before it was published)."""
+        inspected = json.loads(self._podman("container", "inspect", self.name).stdout)[0]
+        bindings = (inspected.get("HostConfig", {}).get("PortBindings") or {}).get(SSH_PORT) or []
+        published = self._podman("port", self.name, SSH_PORT, check=False).stdout.split()
+        if not bindings or not published:
+            return None
+        return int(published[0].rsplit(":", 1)[1])
+
+    def authorize(self, public_key: str) -> None:
+        """Let the controller's key log in as root (rewritten each run: the key file is the truth)."""
+        self._podman("exec", self.name, "install", "-d", "-m", "0700", "/root/.ssh")
+        result = subprocess.run(
+            ["podman", "exec", "-i", self.name, "sh", "-c", "umask 077 && cat > /root/.ssh/authorized_keys"],
+            env=self._env,
+            input=public_key,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise LocalHostError(f"could not install the SSH key in {self.name}: {result.stderr.strip()}")
+
+    def host_public_key(self) -> str:
+        """Read over podman (a channel we trust), so SSH can check the host key strictly."""
+        return self._podman("exec", self.name, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.strip()
 
     def stop(self) -> bool:
         if self.state() != "running":
@@ -118,3 +150,42 @@ class LocalHost:
             return False
         self._podman("rm", "--force", self.name)
         return True
+
+
+def client_key(secrets: Path) -> Path:
+    """The controller's key for the local host, made once (0600, in the credentials folder)."""
+    key = secrets / "ssh" / "id_ed25519"
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        result = subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "mlenv-controller", "-f", str(key)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise LocalHostError(f"ssh-keygen failed: {result.stderr.strip()} (is openssh-client installed?)")
+    return key
+
+
+def ssh_connection(host: LocalHost, state: Path) -> dict[str, str] | None:
+    """Ansible connection variables for the host over SSH, with its host key pinned; None when the
+    host publishes no SSH port (made by an older mlenv: it is then reached through Podman)."""
+    port = host.ssh_port()
+    if port is None:
+        return None
+    key = client_key(state / "secrets")
+    host.authorize(key.with_suffix(".pub").read_text())
+    known_hosts = state / "ssh_known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{port} {host.host_public_key()}\n")
+    known_hosts.chmod(0o600)
+    return {
+        "ansible_connection": "ssh",
+        "ansible_host": "127.0.0.1",
+        "ansible_port": str(port),
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(key),
+        "ansible_ssh_common_args": (
+            f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
+        ),
+    }

@@ -7,6 +7,8 @@ and `mlenv down --purge` (answering its typed confirmation) removes it afterward
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ class Stack:
     state: Path
     env: dict[str, str]
     up_output: str
+    interrupted_output: str = ""
 
     def secret(self, relative: str) -> str:
         return (self.state / "secrets" / relative).read_text().split()[0]
@@ -44,13 +47,34 @@ class Stack:
         )
 
 
+def kill_up_after_first_layer(env: dict[str, str]) -> str:
+    """Start `mlenv up` and SIGKILL it with its Ansible children in the middle of the converge
+    (after the database layer): the run that follows must finish without any clean-up."""
+    process = subprocess.Popen(
+        ["mlenv", "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    seen = []
+    assert process.stdout is not None
+    for line in process.stdout:  # bounded: the first layer ends in minutes, or mlenv exits
+        seen.append(line)
+        if line.lstrip().startswith("✔ Databases"):
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "".join(seen)
+    return "".join(seen)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str]) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("mlenv-state")
-    env = {**tool_env, "MLENV_STATE_DIR": str(state), "MLENV_LOCAL_HOST": HOST, "MLENV_HTTPS_PORT": str(HTTPS_PORT)}
+    config = state / "mlenv.yaml"
+    config.write_text(f"environment: e2e\ntls:\n  https_port: {HTTPS_PORT}\nlocal:\n  host_name: {HOST}\n")
+    env = {**tool_env, "MLENV_STATE_DIR": str(state), "MLENV_CONFIG": str(config)}
     env.pop("ANSIBLE_CONFIG", None)
     subprocess.run(["podman", "rm", "--force", HOST], env=env, capture_output=True, check=False)
     stack = Stack(state, env, "")
+    stack.interrupted_output = kill_up_after_first_layer(env)
     first = stack.mlenv("up")
     assert first.returncode == 0, f"mlenv up failed:\n{first.stdout[-4000:]}\n{first.stderr[-4000:]}"
     stack.up_output = first.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -151,3 +152,46 @@ def test_a_second_up_changes_nothing(stack):
     again = stack.mlenv("up")
     assert again.returncode == 0, again.stdout[-3000:]
     assert ", 0 changes;" in again.stdout, again.stdout
+
+
+def test_an_up_killed_mid_converge_was_resumed_by_the_next(stack):
+    assert "✔ Databases" in stack.interrupted_output
+    assert "✔ Object store" not in stack.interrupted_output
+    # The resumed run found the database layer done.
+    assert "✔ local host mlenv-e2e: already running" in stack.up_output
+
+
+def test_status_is_all_green_with_auth(stack):
+    result = stack.mlenv("status")
+    assert result.returncode == 0, result.stdout
+    for service in ("mlflow", "labels", "s3"):
+        assert f"│ {service} " in result.stdout
+    assert result.stdout.count("auth OK, anonymous refused") == 3, result.stdout
+
+
+def test_credentials_name_the_files_and_show_secrets_on_request(stack):
+    hidden = stack.mlenv("credentials")
+    assert hidden.returncode == 0, hidden.stdout
+    password = stack.secret("mlflow/admin_password")
+    assert password not in hidden.stdout
+    assert str(stack.state / "secrets/mlflow/admin_password") in hidden.stdout
+    assert password in stack.mlenv("credentials", "--show-secrets").stdout
+
+
+def test_plan_on_the_converged_stack_finds_nothing_to_change(stack):
+    result = stack.mlenv("plan")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "nothing would change" in result.stdout
+
+
+def test_a_second_up_is_refused_while_one_runs(stack):
+    first = subprocess.Popen(["mlenv", "up"], env=stack.env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout is not None
+        first.stdout.readline()  # it holds the lock once it prints
+        second = stack.mlenv("up")
+    finally:
+        first.wait(timeout=600)
+    assert second.returncode == 1
+    assert "another `mlenv up`" in second.stdout and "wait for it to finish" in second.stdout
+    assert first.returncode == 0

@@ -3,6 +3,8 @@ dependencies inside the command function, so `mlenv --help` stays instant."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from mlenv import __version__
@@ -11,17 +13,28 @@ from mlenv.app import Application
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, envvar="MLENV_VERBOSE", help="Stream the full Ansible output.")
+@click.option(
+    "-c",
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="MLENV_CONFIG",
+    help="The environment's mlenv.yaml [default: ./mlenv.yaml if present, else the built-in local profile].",
+)
 @click.version_option(__version__, prog_name="mlenv")
 @click.pass_context
-def main(ctx: click.Context, verbose: bool) -> None:
+def main(ctx: click.Context, verbose: bool, config_file: Path | None) -> None:
     """A complete, secure ML environment in one command."""
-    ctx.obj = Application(verbose=verbose)
+    ctx.obj = Application(verbose=verbose, config_file=config_file)
 
 
+from mlenv.cli.credentials import credentials  # noqa: E402
 from mlenv.cli.down import down  # noqa: E402
+from mlenv.cli.init import init  # noqa: E402
+from mlenv.cli.plan import plan  # noqa: E402
+from mlenv.cli.status import status  # noqa: E402
 from mlenv.cli.up import up  # noqa: E402
 from mlenv.cli.version import version  # noqa: E402
 
-main.add_command(up)
-main.add_command(down)
-main.add_command(version)
+for command in (init, plan, up, status, credentials, down, version):
+    main.add_command(command)

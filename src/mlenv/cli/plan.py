@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import click
+
+from mlenv.app import Application
+
+
+@click.command()
+@click.pass_obj
+def plan(app: Application) -> None:
+    """What `mlenv up` would change (Ansible check mode; Pulumi preview for the cloud profile)."""
+    import shutil
+
+    from mlenv.localhost import LocalHostError
+    from mlenv.lock import EnvironmentBusy, environment_lock
+    from mlenv.orchestrate import connection_for, converge, local_host
+
+    config = app.config
+    app.info(f"environment {config.environment}, profile {config.profile}: configuration valid")
+    if config.profile == "cloud":
+        if shutil.which("pulumi") is None:
+            app.warning("Pulumi preview skipped: no `pulumi` CLI (curl -fsSL https://get.pulumi.com | sh)")
+        app.abort("profile cloud: the Pulumi programs are not wired into `mlenv plan` yet; see pulumi/README.md")
+    host = local_host(app)
+    if config.local.target == "container" and host.state() != "running":
+        what = "create" if host.state() == "missing" else "start"
+        app.info(f"would {what} the local host '{host.name}', then install and configure every service")
+        return
+    try:
+        with environment_lock(app.state, "plan"):
+            result = converge(app, connection_for(app, host), check=True)
+    except (EnvironmentBusy, LocalHostError) as err:
+        app.abort(str(err))
+    if not result.ok:
+        app.abort(f"the check failed ({result.failed} failed tasks); full log: {result.log}")
+    if result.changed:
+        app.info(f"{result.changed} change(s) would be made; full diff: {result.log}")
+    else:
+        app.success("nothing would change")

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import json
+
+import click
+
+from mlenv.app import Application
+
+
+@click.command()
+@click.pass_obj
+def status(app: Application) -> None:
+    """Health of every endpoint through TLS with auth; exit code 1 when something is down."""
+    from rich.table import Table
+
+    from mlenv.health import check_all
+
+    outputs_file = app.state / "outputs.json"
+    if not outputs_file.is_file():
+        app.abort(f"no outputs in {app.state}: this environment was never brought up (mlenv up)", code=3)
+    outputs = json.loads(outputs_file.read_text())
+    # The local container publishes on loopback; its service names need no DNS.
+    address = "127.0.0.1" if app.config.profile == "local" else None
+    results = check_all(outputs, app.state / "secrets", address)
+    table = Table(title=f"mlenv status: {outputs['environment']}")
+    for column in ("service", "URL", "state", "detail", "ms"):
+        table.add_column(column, justify="right" if column == "ms" else "left")
+    for health in results:
+        state = "[green]up[/green]" if health.ok else "[red]down[/red]"
+        table.add_row(health.service, health.url, state, health.detail, f"{health.milliseconds:.0f}")
+    app.console.print(table)
+    down = [health.service for health in results if not health.ok]
+    if down:
+        app.abort(f"down: {', '.join(down)}")

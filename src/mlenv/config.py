@@ -1,0 +1,283 @@
+"""mlenv.yaml: the team's one configuration, as typed models.
+
+Every error names the key path (``object_store.endpoint``) and what to do, and is raised
+before anything runs. Versions left out keep the pins of the roles' defaults, the one
+place where upstream versions live.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+CONFIG_ENV = "MLENV_CONFIG"
+DEFAULT_FILE = "mlenv.yaml"
+
+# Each constrained string with what a user should write instead, said when it does not match.
+FORMS: dict[str, str] = {}
+
+
+def constrained(pattern: str, form: str) -> Any:
+    FORMS[pattern] = form
+    return Annotated[str, StringConstraints(pattern=pattern)]
+
+
+Name = constrained(r"^[a-z][a-z0-9-]{0,30}$", "lower-case letters, digits and dashes, starting with a letter (≤ 31)")
+Version = constrained(r"^\d+\.\d+(\.\d+)?([a-z]+\d+|\.post\d+)?$", "a release number such as 3.17.2")
+BucketName = constrained(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name: 3-63 of a-z, 0-9, dots, dashes")
+DnsName = constrained(
+    r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$", "a DNS domain such as ml.example.com"
+)
+GroupPath = constrained(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,254}$", "a GitLab group path: letters, digits, _ . -")
+Url = constrained(r"^https?://[^\s/]+(/\S*)?$", "an http(s):// URL")
+
+# Hints for pydantic's error types, said after its own message.
+HINTS = {
+    "missing": "add it (mlenv init writes a commented example)",
+    "int_parsing": "write a whole number",
+    "bool_parsing": "write true or false",
+}
+
+
+class ConfigError(ValueError):
+    """Bad configuration: one line per problem, each with its key path."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Services(Strict):
+    label_studio: bool = Field(True, description="Label Studio (labelling) and its storage wiring.")
+
+
+class Versions(Strict):
+    """Overrides of the pinned versions; left out, the roles' pins apply."""
+
+    mlflow: Version | None = None
+    label_studio: Version | None = None
+    seaweedfs: Version | None = None
+
+
+class ObjectStore(Strict):
+    backend: Literal["seaweedfs", "minio", "external"] = "seaweedfs"
+    endpoint: Url | None = Field(None, description="S3 endpoint of an existing store (backend external only).")
+    buckets: list[BucketName] = Field(default_factory=lambda: ["mlflow", "datasets", "label-studio", "argo"])
+    versioned_buckets: list[BucketName] = Field(default_factory=lambda: ["datasets"])
+
+    @model_validator(mode="after")
+    def _combinations(self) -> ObjectStore:
+        if self.backend == "external" and not self.endpoint:
+            raise ValueError("backend external needs `endpoint` (the URL of your S3 service)")
+        if self.backend != "external" and self.endpoint:
+            raise ValueError(f"`endpoint` is only for backend external; backend {self.backend} is installed here")
+        if len(set(self.buckets)) != len(self.buckets):
+            raise ValueError("`buckets` lists a name twice")
+        for required in ("mlflow", "datasets"):
+            if required not in self.buckets:
+                raise ValueError(f"`buckets` must include {required!r}: the platform stores into it")
+        unknown = sorted(set(self.versioned_buckets) - set(self.buckets))
+        if unknown:
+            raise ValueError(f"`versioned_buckets` names {', '.join(unknown)}, not in `buckets`")
+        return self
+
+
+class Tls(Strict):
+    domain: DnsName = Field("mlenv.localhost", description="Services answer at <service>.<domain>.")
+    https_port: int = Field(8443, ge=1024, le=65535, description="Port on 127.0.0.1 (local container target).")
+    certificate: Path | None = Field(None, description="Operator certificate (PEM) for *.<domain>; with `key`.")
+    key: Path | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> Tls:
+        if (self.certificate is None) != (self.key is None):
+            raise ValueError("give both `certificate` and `key`, or neither (a CA is generated then)")
+        for name in ("certificate", "key"):
+            path = getattr(self, name)
+            if path is not None and not path.expanduser().is_file():
+                raise ValueError(f"`{name}` file {path} does not exist")
+        return self
+
+
+class Local(Strict):
+    target: Literal["container", "this-host"] = "container"
+    host_name: Name = Field("mlenv-local", description="Name of the local systemd container host.")
+
+
+class GpuPool(Strict):
+    name: Name
+    machine_type: str = Field(min_length=1)
+    accelerator: str = Field(min_length=1)
+    accelerator_count: int = Field(1, ge=1, le=16)
+    min_nodes: int = Field(0, ge=0)
+    max_nodes: int = Field(ge=1, le=100)
+    spot: bool = False
+
+    @model_validator(mode="after")
+    def _bounds(self) -> GpuPool:
+        if self.max_nodes < self.min_nodes:
+            raise ValueError(f"max_nodes ({self.max_nodes}) is below min_nodes ({self.min_nodes})")
+        return self
+
+
+class Cluster(Strict):
+    provider: Literal["gke", "eks"]
+    region: str = Field(min_length=2)
+    project: str | None = Field(None, description="GCP project id (gke).")
+    gpu_pools: list[GpuPool] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _provider(self) -> Cluster:
+        if self.provider == "gke" and not self.project:
+            raise ValueError("provider gke needs `project` (the GCP project id)")
+        names = [pool.name for pool in self.gpu_pools]
+        if len(set(names)) != len(names):
+            raise ValueError("two `gpu_pools` have the same name")
+        return self
+
+
+class GitLab(Strict):
+    url: Url = "https://gitlab.com"
+    group_path: GroupPath
+    parent_group: str | None = Field(None, description="Full path of an existing group to create the team under.")
+    projects: list[Name] = Field(default_factory=lambda: ["data", "training", "serving"])
+
+    @model_validator(mode="after")
+    def _unique(self) -> GitLab:
+        if len(set(self.projects)) != len(self.projects):
+            raise ValueError("`projects` lists a name twice")
+        return self
+
+
+class Cloud(Strict):
+    cluster: Cluster
+    gitlab: GitLab | None = None
+
+
+class MlenvConfig(Strict):
+    environment: Name = Field("local", description="Names the state folder and the platform's resources.")
+    profile: Literal["local", "cloud"] = "local"
+    services: Services = Services()
+    versions: Versions = Versions()
+    object_store: ObjectStore = ObjectStore()
+    tls: Tls = Tls()
+    local: Local = Local()
+    cloud: Cloud | None = None
+
+    @model_validator(mode="after")
+    def _profile(self) -> MlenvConfig:
+        if self.profile == "cloud" and self.cloud is None:
+            raise ValueError("profile cloud needs a `cloud:` section (cluster, gitlab)")
+        if self.profile == "local" and self.cloud is not None:
+            raise ValueError("`cloud:` is only read with profile cloud; set `profile: cloud` or remove it")
+        if self.local.target == "this-host" and self.tls.https_port != Tls().https_port:
+            raise ValueError("`tls.https_port` is for the container target; on this-host nginx listens on 443")
+        if self.services.label_studio and "label-studio" not in self.object_store.buckets:
+            raise ValueError("Label Studio needs the bucket 'label-studio' in `object_store.buckets`")
+        return self
+
+    def ansible_vars(self) -> dict[str, Any]:
+        """The inventory variables this configuration sets (role names and prefixes as in DESIGN.md)."""
+        found: dict[str, Any] = {
+            "mlenv_environment": self.environment,
+            "mlenv_domain": self.tls.domain,
+            "mlenv_services": ["mlflow", *(["label_studio"] if self.services.label_studio else [])],
+            "object_store_backend": self.object_store.backend,
+            "object_store_buckets": list(self.object_store.buckets),
+            "object_store_versioned_buckets": list(self.object_store.versioned_buckets),
+        }
+        if self.object_store.endpoint:
+            found["object_store_external_endpoint"] = self.object_store.endpoint
+        if self.tls.certificate and self.tls.key:
+            found.update(
+                proxy_tls_mode="provided",
+                proxy_tls_cert_file=str(self.tls.certificate.expanduser().resolve()),
+                proxy_tls_key_file=str(self.tls.key.expanduser().resolve()),
+            )
+        pins = {"mlflow": "mlflow_version", "label_studio": "label_studio_version"}
+        pins["seaweedfs"] = "object_store_seaweedfs_version"
+        for field, variable in pins.items():
+            if getattr(self.versions, field):
+                found[variable] = getattr(self.versions, field)
+        return found
+
+
+def config_path(explicit: Path | None = None) -> Path | None:
+    """--config, else MLENV_CONFIG, else ./mlenv.yaml when it exists; None means the embedded default."""
+    if explicit is not None:
+        return explicit
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    default = Path(DEFAULT_FILE)
+    return default if default.is_file() else None
+
+
+def load(path: Path | None) -> MlenvConfig:
+    if path is None:
+        return MlenvConfig()
+    source = str(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(source, ["file not found (create one with `mlenv init`)"]) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(source, [f"{where}not valid YAML ({getattr(err, 'problem', err)})"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the top level must be a mapping of keys (environment:, profile:, …)"])
+    try:
+        return MlenvConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(source, [describe(error) for error in err.errors()]) from None
+
+
+def describe(error: Any) -> str:
+    """One pydantic error as `key.path: message (hint)`."""
+    location = [str(part) for part in error["loc"]]
+    path = ".".join(location) or "(top level)"
+    kind = error["type"]
+    message = error["msg"].removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        known = known_keys(location[:-1])
+        close = difflib.get_close_matches(location[-1], known, n=1)
+        hint = f"did you mean `{close[0]}`?" if close else f"known keys here: {', '.join(known)}"
+        return f"{path}: unknown key ({hint})"
+    if kind == "string_pattern_mismatch":
+        form = FORMS.get(error.get("ctx", {}).get("pattern", ""), "the documented form")
+        return f"{path}: {error['input']!r} is not {form}"
+    hint = HINTS.get(kind)
+    return f"{path}: {message}" + (f" ({hint})" if hint else "")
+
+
+def known_keys(location: list[str]) -> list[str]:
+    """The field names of the model found at a key path (list indices skipped)."""
+    model: Any = MlenvConfig
+    for part in location:
+        if re.fullmatch(r"\d+", part):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            inner = [a for c in candidates for a in getattr(c, "__args__", ())]
+            model = next((c for c in inner if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return sorted(model.model_fields)

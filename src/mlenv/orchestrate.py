@@ -1,0 +1,83 @@
+"""The steps `mlenv up` and `mlenv plan` share: the target host, its connection, the playbook run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlenv.app import Application
+from mlenv.config import MlenvConfig
+from mlenv.runners.ansible import LayerProgress, PlaybookResult, ProgressTracker, run_playbook, strategy_env
+
+LOCAL_INVENTORY_HOST = "mlenv-local"  # the host's name in inventories/local, whatever the container is called
+
+
+def local_host(app: Application) -> Any:
+    from mlenv.localhost import LocalHost
+    from mlenv.paths import project_root
+
+    config = app.config
+    return LocalHost(project_root(), name=config.local.host_name, https_port=config.tls.https_port)
+
+
+def connection_for(app: Application, host: Any) -> dict[str, str]:
+    """How Ansible reaches the target: this machine, or the container host over SSH."""
+    from mlenv.localhost import ssh_connection
+
+    if app.config.local.target == "this-host":
+        return {"ansible_connection": "local"}
+    connection = ssh_connection(host, app.state)
+    if connection is None:
+        app.warning(f"{host.name} publishes no SSH port; converging through Podman (slower)")
+        return {"ansible_connection": "containers.podman.podman", "ansible_host": host.name}
+    return connection
+
+
+def converge(app: Application, connection: dict[str, str], *, check: bool = False) -> PlaybookResult:
+    from mlenv.hostimage import containers_conf
+    from mlenv.paths import project_root
+
+    root = project_root()
+    config: MlenvConfig = app.config
+    public_port = 443 if config.local.target == "this-host" else config.tls.https_port
+
+    def layer_done(layer: LayerProgress) -> None:
+        mark = "[red]✘[/red]" if layer.failed else "[green]✔[/green]"
+        verb = "would change" if check else "changed"
+        app.info(f"{mark} {layer.name:<40} {layer.elapsed:6.1f}s  {verb}={layer.changed}")
+
+    with app.status("checking …" if check else "converging …") as spinner:
+
+        def on_task(task: str) -> None:
+            if spinner is not None:
+                spinner.update(task)  # type: ignore[attr-defined]
+
+        return run_playbook(
+            root / "ansible/playbooks/site.yml",
+            # Connection settings go to the one host, not to extra vars: those would also
+            # redirect the tasks delegated to the controller.
+            inventory=[root / "inventories/local/hosts.yml", write_connection_inventory(app.state, connection)],
+            private_data_dir=app.state / "ansible-runner",
+            envvars={
+                "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+                "MLENV_STATE_DIR": str(app.state),
+                # ansible.cfg relaxes this for throwaway test hosts; mlenv pins the host key.
+                "ANSIBLE_HOST_KEY_CHECKING": "True",
+                "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", str(containers_conf(root))),
+                **strategy_env(),
+            },
+            extravars={**config.ansible_vars(), "mlenv_public_https_port": public_port},
+            tracker=ProgressTracker(layer_done, on_task),
+            verbose=app.verbose,
+            check=check,
+        )
+
+
+def write_connection_inventory(state: Path, connection: dict[str, str]) -> Path:
+    path = state / "connection.yml"
+    path.write_text(yaml.safe_dump({"all": {"hosts": {LOCAL_INVENTORY_HOST: connection}}}))
+    path.chmod(0o600)
+    return path

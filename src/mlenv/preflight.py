@@ -1,0 +1,99 @@
+"""Checks made before anything changes: each failure says how to fix it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlenv.config import MlenvConfig
+
+GIB = 1024**3
+# Measured for the whole local stack: about 3 GB of venvs and packages, 2.3 GiB of memory.
+NEEDED_DISK_GIB = 6
+NEEDED_MEMORY_GIB = 3
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def run(config: MlenvConfig, *, host_exists: bool, port_owned: bool) -> list[Finding]:
+    """host_exists: the local container host is there already (its disk and memory are spent);
+    port_owned: the HTTPS port is published by that host (so it is busy on purpose)."""
+    findings = [python_version()]
+    if config.profile == "local" and config.local.target == "container":
+        findings.append(tool("podman", "apt-get install podman runc (scripts/install-system-packages)"))
+        if not host_exists:
+            findings += [free_disk(Path("/var/lib/containers")), free_memory()]
+        if not port_owned:
+            findings.append(port_free(config.tls.https_port))
+    findings.append(tool("ssh-keygen", "apt-get install openssh-client"))
+    if config.profile == "cloud" and config.cloud is not None:
+        findings.append(tool("pulumi", "curl -fsSL https://get.pulumi.com | sh (then restart the shell)"))
+        findings.append(cloud_credentials(config.cloud.cluster.provider))
+        if config.cloud.gitlab is not None:
+            findings.append(env_present("GITLAB_TOKEN", "a GitLab token with api scope: export GITLAB_TOKEN=…"))
+    return findings
+
+
+def python_version() -> Finding:
+    found = ".".join(map(str, sys.version_info[:3]))
+    return Finding("python", sys.version_info >= (3, 11), found, "use Python 3.11 or newer")
+
+
+def tool(name: str, fix: str) -> Finding:
+    path = shutil.which(name)
+    return Finding(name, path is not None, path or "not found", fix)
+
+
+def free_disk(path: Path) -> Finding:
+    probe = path if path.exists() else Path("/")
+    free = shutil.disk_usage(probe).free / GIB
+    return Finding(
+        f"disk ({probe})", free >= NEEDED_DISK_GIB, f"{free:.1f} GiB free", f"free {NEEDED_DISK_GIB} GiB or more"
+    )
+
+
+def free_memory() -> Finding:
+    available = 0.0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            available = int(line.split()[1]) * 1024 / GIB
+    return Finding(
+        "memory",
+        available >= NEEDED_MEMORY_GIB,
+        f"{available:.1f} GiB available",
+        f"the stack needs about {NEEDED_MEMORY_GIB} GiB; stop other services or disable label_studio",
+    )
+
+
+def port_free(port: int) -> Finding:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return Finding(f"port {port}", False, "in use", "choose another tls.https_port in mlenv.yaml")
+    return Finding(f"port {port}", True, "free")
+
+
+def cloud_credentials(provider: str) -> Finding:
+    if provider == "gke":
+        adc = Path.home() / ".config/gcloud/application_default_credentials.json"
+        found = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") or (str(adc) if adc.is_file() else "")
+        return Finding("GCP credentials", bool(found), found or "none", "gcloud auth application-default login")
+    aws = Path.home() / ".aws/credentials"
+    found = os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE") or (str(aws) if aws.is_file() else "")
+    return Finding("AWS credentials", bool(found), found or "none", "aws configure (or export AWS_PROFILE)")
+
+
+def env_present(name: str, fix: str) -> Finding:
+    return Finding(name, bool(os.environ.get(name)), "set" if os.environ.get(name) else "not set", fix)

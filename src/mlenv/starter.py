@@ -1,0 +1,62 @@
+"""The commented mlenv.yaml that `mlenv init` writes; every value shown is the default."""
+
+from __future__ import annotations
+
+LOCAL = """\
+# mlenv.yaml: one ML environment. `mlenv plan` shows what a change would do, `mlenv up` applies it.
+# Names: lower-case letters, digits and dashes, starting with a letter.
+
+environment: {environment}    # names the state folder (~/.local/state/mlenv/<environment>)
+profile: {profile}            # local: one Linux host, no cloud account | cloud: GPU cluster + GitLab
+
+services:
+  label_studio: true      # labelling; MLflow, the object store and PostgreSQL always run
+
+# Versions are pinned in the roles' defaults; set one here only to move off the pin.
+versions: {{}}
+#   mlflow: 3.17.2
+#   label_studio: 1.23.2
+#   seaweedfs: "4.48"
+
+object_store:
+  backend: seaweedfs      # seaweedfs | minio (binary from a URL you mirror) | external
+  # endpoint: https://s3.example.com   # backend external only
+  buckets: [mlflow, datasets, label-studio, argo]
+  versioned_buckets: [datasets]
+
+tls:
+  domain: mlenv.localhost # services answer at mlflow.<domain>, labels.<domain>, s3.<domain>
+  https_port: 8443        # where the local container's proxy is published on 127.0.0.1
+  # certificate: /etc/ssl/mlenv/wildcard.crt   # your certificate for *.<domain>, with its key;
+  # key: /etc/ssl/mlenv/wildcard.key           # left out, mlenv generates a CA and trusts nothing else
+
+local:
+  target: container       # container: a systemd container on this machine | this-host (PID 1 is systemd)
+  host_name: mlenv-local
+"""
+
+CLOUD = """
+cloud:
+  cluster:
+    provider: gke         # gke | eks
+    region: europe-west4
+    project: my-gcp-project   # GCP project id (gke)
+    gpu_pools:            # each pool: labeled mlenv.io/pool=<name>, tainted nvidia.com/gpu=present:NoSchedule
+      - name: t4
+        machine_type: n1-standard-8
+        accelerator: nvidia-tesla-t4
+        accelerator_count: 1
+        min_nodes: 0      # scale to zero when idle
+        max_nodes: 4
+        spot: true
+  gitlab:
+    url: https://gitlab.com
+    group_path: ml-team
+    # parent_group: my-company/platform   # create the team under an existing group
+    projects: [data, training, serving]
+"""
+
+
+def starter(profile: str, environment: str) -> str:
+    text = LOCAL.format(profile=profile, environment=environment)
+    return text + CLOUD if profile == "cloud" else text

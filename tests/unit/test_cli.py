@@ -1,0 +1,144 @@
+"""The `mlenv` commands through click's runner: exit codes and exact output, no services needed."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mlenv.cli import main
+from mlenv.lock import environment_lock
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLENV_CONFIG", raising=False)
+    state = tmp_path / "state"
+    runner = CliRunner()
+
+    def invoke(*args: str, stdin: str | None = None):
+        return runner.invoke(main, list(args), env={"MLENV_STATE_DIR": str(state), "CI": "1"}, input=stdin)
+
+    invoke.state = state  # type: ignore[attr-defined]
+    return invoke
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def write_outputs(state: Path, port: int) -> None:
+    secrets = state / "secrets"
+    for relative, value in {"mlflow/admin_password": "pw-mlflow", "label_studio/api_token": "tok"}.items():
+        (secrets / relative).parent.mkdir(parents=True, exist_ok=True)
+        (secrets / relative).write_text(value + "\n")
+    outputs = {
+        "environment": "local",
+        "urls": {
+            "mlflow": f"https://mlflow.mlenv.localhost:{port}",
+            "labels": f"https://labels.mlenv.localhost:{port}",
+        },
+        "accounts": {
+            "mlflow": {"username": "admin", "secrets": {"password": "mlflow/admin_password"}},
+            "labels": {"username": "admin@mlenv.local", "secrets": {"api_token": "label_studio/api_token"}},
+        },
+    }
+    (state / "outputs.json").write_text(json.dumps(outputs))
+
+
+def test_help_lists_every_command(run) -> None:
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("init", "plan", "up", "status", "credentials", "down", "version"):
+        assert f"  {command} " in result.output
+
+
+def test_bad_config_stops_every_command_with_exit_2(run, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("enviroment: x\nobject_store:\n  backend: ceph\n")
+    for command in ("plan", "up", "status", "down"):
+        result = run("--config", str(bad), command)
+        assert result.exit_code == 2, result.output
+        assert result.output == (
+            f"error: {bad} is not valid:\n"
+            "  - object_store.backend: Input should be 'seaweedfs', 'minio' or 'external'\n"
+            "  - enviroment: unknown key (did you mean `environment`?)\n"
+        )
+
+
+def test_missing_config_file_is_named(run) -> None:
+    result = run("--config", "nowhere.yaml", "status")
+    assert result.exit_code == 2
+    assert "nowhere.yaml is not valid:\n  - file not found (create one with `mlenv init`)\n" in result.output
+
+
+def test_init_writes_a_valid_file_and_keeps_an_existing_one(run, tmp_path: Path) -> None:
+    first = run("init", "--profile", "cloud", "--environment", "team-a")
+    assert first.exit_code == 0, first.output
+    assert first.output == "✔ wrote mlenv.yaml (profile cloud); edit it, then `mlenv plan` and `mlenv up`\n"
+    written = (tmp_path / "mlenv.yaml").read_text()
+    second = run("init")
+    assert second.exit_code == 1
+    assert second.output == "error: mlenv.yaml exists; pass --force to overwrite it\n"
+    assert (tmp_path / "mlenv.yaml").read_text() == written
+    assert run("init", "--force").exit_code == 0
+    assert "profile: local" in (tmp_path / "mlenv.yaml").read_text()
+
+
+def test_init_with_a_bad_environment_name_leaves_no_file(run, tmp_path: Path) -> None:
+    result = run("init", "--environment", "Team A")
+    assert result.exit_code == 1
+    assert "--environment: environment: 'Team A' is not lower-case letters" in result.output
+    assert not (tmp_path / "mlenv.yaml").exists()
+
+
+def test_status_before_up_says_so(run) -> None:
+    result = run("status")
+    assert result.exit_code == 3
+    assert "this environment was never brought up (mlenv up)" in result.output
+
+
+def test_status_reports_unreachable_services_and_fails(run) -> None:
+    write_outputs(run.state, free_port())
+    result = run("status")
+    assert result.exit_code == 1, result.output
+    assert result.output.count(" down ") == 2
+    assert "unreachable: [Errno 111] Connection refused" in result.output
+    assert result.output.endswith("error: down: mlflow, labels\n")
+
+
+def test_credentials_show_where_secrets_are_not_what_they_are(run) -> None:
+    write_outputs(run.state, 8443)
+    hidden = run("credentials")
+    assert hidden.exit_code == 0, hidden.output
+    assert str(run.state / "secrets/mlflow/admin_password") in hidden.output
+    assert "pw-mlflow" not in hidden.output and "tok" not in hidden.output.replace("token", "")
+    shown = run("credentials", "--show-secrets")
+    assert "pw-mlflow" in shown.output and "│ tok " in shown.output
+
+
+def test_second_run_is_refused_while_one_holds_the_environment(run) -> None:
+    with environment_lock(run.state, "up"):
+        result = run("up")
+    assert result.exit_code == 1
+    assert result.output.startswith("error: another `mlenv up` (pid ")
+    assert "is changing this environment" in result.output
+
+
+def test_cloud_profile_without_tools_fails_preflight_before_any_change(run, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert run("init", "--profile", "cloud").exit_code == 0
+    result = run("up")
+    assert result.exit_code == 1
+    assert "error: preflight: pulumi: not found → curl -fsSL https://get.pulumi.com | sh" in result.output
+    assert "error: preflight: GCP credentials: none → gcloud auth application-default login" in result.output
+    assert result.output.rstrip().endswith("preflight check(s) failed; nothing was changed")
+    assert not (run.state / "outputs.json").exists()

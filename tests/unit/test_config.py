@@ -1,0 +1,156 @@
+"""mlenv.yaml: the embedded default, the starter files, and bad configurations rejected with the key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlenv.config import ConfigError, MlenvConfig, load
+from mlenv.starter import starter
+
+POOL = "{name: t4, machine_type: n1-standard-8, accelerator: nvidia-tesla-t4, max_nodes: 2}"
+CLOUD = (
+    "profile: cloud\ncloud:\n  cluster:\n    provider: gke\n    region: europe-west4\n    project: p\n"
+    f"    gpu_pools: [{POOL}]\n"
+)
+
+BAD = {
+    "unknown top-level key": ("enviroment: x\n", "enviroment: unknown key (did you mean `environment`?)"),
+    "unknown nested key": (
+        "object_store:\n  backnd: minio\n",
+        "object_store.backnd: unknown key (did you mean `backend`?)",
+    ),
+    "unknown backend": (
+        "object_store:\n  backend: ceph\n",
+        "object_store.backend: Input should be 'seaweedfs', 'minio' or 'external'",
+    ),
+    "external without endpoint": (
+        "object_store:\n  backend: external\n",
+        "object_store: backend external needs `endpoint` (the URL of your S3 service)",
+    ),
+    "endpoint for an installed backend": (
+        "object_store:\n  endpoint: https://s3.example.com\n",
+        "object_store: `endpoint` is only for backend external; backend seaweedfs is installed here",
+    ),
+    "bucket name S3 rejects": (
+        "object_store:\n  buckets: [mlflow, datasets, label-studio, Bad_Bucket]\n",
+        "object_store.buckets.3: 'Bad_Bucket' is not an S3 bucket name: 3-63 of a-z, 0-9, dots, dashes",
+    ),
+    "versioned bucket not created": (
+        "object_store:\n  versioned_buckets: [models]\n",
+        "object_store: `versioned_buckets` names models, not in `buckets`",
+    ),
+    "privileged port": ("tls:\n  https_port: 443\n", "tls.https_port: Input should be greater than or equal to 1024"),
+    "port not a number": (
+        "tls:\n  https_port: high\n",
+        "tls.https_port: Input should be a valid integer, unable to parse string as an integer (write a whole number)",
+    ),
+    "certificate without key": (
+        "tls:\n  certificate: /etc/hostname\n",
+        "tls: give both `certificate` and `key`, or neither (a CA is generated then)",
+    ),
+    "version that is not a version": (
+        "versions:\n  mlflow: latest\n",
+        "versions.mlflow: 'latest' is not a release number such as 3.17.2",
+    ),
+    "environment name": (
+        "environment: Team_A\n",
+        "environment: 'Team_A' is not lower-case letters, digits and dashes, starting with a letter (≤ 31)",
+    ),
+    "cloud profile without cloud": (
+        "profile: cloud\n",
+        "(top level): profile cloud needs a `cloud:` section (cluster, gitlab)",
+    ),
+    "cloud section on local": (
+        CLOUD.replace("profile: cloud\n", ""),
+        "(top level): `cloud:` is only read with profile cloud; set `profile: cloud` or remove it",
+    ),
+    "pool max below min": (
+        CLOUD.replace("max_nodes: 2", "min_nodes: 3, max_nodes: 2"),
+        "cloud.cluster.gpu_pools.0: max_nodes (2) is below min_nodes (3)",
+    ),
+    "gke without project": (
+        CLOUD.replace("    project: p\n", ""),
+        "cloud.cluster: provider gke needs `project` (the GCP project id)",
+    ),
+    "no GPU pool": (
+        CLOUD.replace(f"[{POOL}]", "[]"),
+        "cloud.cluster.gpu_pools: List should have at least 1 item after validation, not 0",
+    ),
+    "https_port on this-host": (
+        "local:\n  target: this-host\ntls:\n  https_port: 9443\n",
+        "(top level): `tls.https_port` is for the container target; on this-host nginx listens on 443",
+    ),
+    "label studio without its bucket": (
+        "object_store:\n  buckets: [mlflow, datasets]\n",
+        "(top level): Label Studio needs the bucket 'label-studio' in `object_store.buckets`",
+    ),
+    "not a mapping": ("- a\n", "the top level must be a mapping of keys (environment:, profile:, …)"),
+    "broken YAML": (
+        "tls: [\n",
+        "line 2, column 1: not valid YAML (expected the node content, but found '<stream end>')",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_bad_config_is_rejected_with_its_key_path(tmp_path: Path, name: str) -> None:
+    text, expected = BAD[name]
+    path = tmp_path / "mlenv.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load(path)
+    assert expected in raised.value.problems, raised.value.problems
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "mlenv.yaml"
+    path.write_text("environment: X\nversions:\n  mlflow: latest\n")
+    with pytest.raises(ConfigError) as raised:
+        load(path)
+    assert [problem.split(":")[0] for problem in raised.value.problems] == ["environment", "versions.mlflow"]
+
+
+def test_no_file_means_the_embedded_local_default() -> None:
+    config = load(None)
+    assert (config.profile, config.local.target, config.object_store.backend) == ("local", "container", "seaweedfs")
+    assert config.ansible_vars()["mlenv_services"] == ["mlflow", "label_studio"]
+    # Versions stay with the roles' pins unless the file moves them.
+    assert "mlflow_version" not in config.ansible_vars()
+
+
+@pytest.mark.parametrize("profile", ["local", "cloud"])
+def test_starter_files_are_valid_and_match_the_defaults(tmp_path: Path, profile: str) -> None:
+    path = tmp_path / "mlenv.yaml"
+    path.write_text(starter(profile, "team-a"))
+    config = load(path)
+    assert config.profile == profile and config.environment == "team-a"
+    if profile == "local":
+        assert config.model_copy(update={"environment": "local"}) == MlenvConfig()
+    else:
+        assert config.cloud is not None and config.cloud.cluster.gpu_pools[0].min_nodes == 0
+
+
+def test_choices_reach_the_ansible_variables(tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("x")
+    key.write_text("x")
+    config = MlenvConfig.model_validate(
+        {
+            "services": {"label_studio": False},
+            "versions": {"mlflow": "3.17.1"},
+            "object_store": {
+                "backend": "external",
+                "endpoint": "https://s3.example.com",
+                "buckets": ["mlflow", "datasets"],
+            },
+            "tls": {"domain": "ml.example.com", "certificate": str(cert), "key": str(key)},
+        }
+    )
+    found = config.ansible_vars()
+    assert found["mlenv_services"] == ["mlflow"]
+    assert found["mlflow_version"] == "3.17.1"
+    assert found["object_store_external_endpoint"] == "https://s3.example.com"
+    assert (found["proxy_tls_mode"], found["proxy_tls_cert_file"]) == ("provided", str(cert))
+    assert found["mlenv_domain"] == "ml.example.com"
