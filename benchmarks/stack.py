@@ -6,7 +6,8 @@
 2. cold converge: `mlenv up` on another fresh host (container creation included);
 3. no-op re-converge: `mlenv up` again;
 4. memory of the running stack (its container's cgroup), before and after load;
-5. bounded load through the TLS proxy on 127.0.0.1: MLflow tracking calls from concurrent clients and
+5. `mlenv --help` and `mlenv status` latency (hyperfine, as benchmarks/cli.py);
+6. bounded load through the TLS proxy on 127.0.0.1: MLflow tracking calls from concurrent clients and
    Label Studio API calls; errors and p50/p95 latency.
 
 Prints the figures with the ratios (goals: cold <= 1.3x raw, re-converge <= 10 % of cold) and saves them
@@ -30,6 +31,7 @@ from base64 import b64encode
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from benchmarks import cli
 from benchmarks.common import ROOT, save, tool_version
 from mlenv.hostimage import ensure_image, podman_env
 from mlenv.runners.ansible import strategy_env
@@ -192,6 +194,7 @@ def main() -> int:
         figures["memory_idle_mib"] = container_memory_mib()
         figures["load"] = load(state, args.tracking_calls, args.clients, args.label_studio_calls)
         figures["memory_after_load_mib"] = container_memory_mib()
+        figures["cli"] = cli.measure(env)
     finally:
         subprocess.run(["mlenv", "down", "--purge"], env=env, input=f"{STACK_HOST}\n", capture_output=True, text=True)
     if "raw_install_s" in figures:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -136,14 +137,31 @@ class Cluster(Strict):
     region: str = Field(min_length=2)
     project: str | None = Field(None, description="GCP project id (gke).")
     gpu_pools: list[GpuPool] = Field(min_length=1)
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
+    system_machine_type: str = Field("", description="CPU pool machine type; empty: the provider's default.")
+    # Who may reach the control plane; empty keeps the endpoint private (reach it from the VPC).
+    authorized_networks: list[IPv4Network] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _provider(self) -> Cluster:
+        from mlenv.infra.accelerators import eks_accelerator, gke_zones
+
         if self.provider == "gke" and not self.project:
             raise ValueError("provider gke needs `project` (the GCP project id)")
         names = [pool.name for pool in self.gpu_pools]
         if len(set(names)) != len(names):
             raise ValueError("two `gpu_pools` have the same name")
+        for index, pool in enumerate(self.gpu_pools):
+            try:
+                if self.provider == "gke":
+                    gke_zones(pool.accelerator, self.region)
+                elif eks_accelerator(pool.machine_type, self.region) != pool.accelerator:
+                    found = eks_accelerator(pool.machine_type, self.region)
+                    raise ValueError(f"{pool.machine_type} carries {found}, not {pool.accelerator}")
+            except ValueError as err:
+                raise ValueError(f"gpu_pools.{index} ({pool.name}): {err}") from None
+        if any(network.prefixlen == 0 for network in self.authorized_networks):
+            raise ValueError("`authorized_networks` must not contain 0.0.0.0/0 (that is a public control plane)")
         return self
 
 

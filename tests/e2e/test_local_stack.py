@@ -16,7 +16,7 @@ import pytest
 from botocore.config import Config
 
 from mlenv.testing.mlflow_client import log_run_and_register
-from tests.e2e.conftest import DOMAIN, Stack
+from tests.e2e.conftest import DOMAIN, HOST, Stack
 
 
 def request(stack: Stack, url: str, *, method: str = "GET", body: object = None, headers: dict | None = None):
@@ -158,7 +158,7 @@ def test_an_up_killed_mid_converge_was_resumed_by_the_next(stack):
     assert "✔ Databases" in stack.interrupted_output
     assert "✔ Object store" not in stack.interrupted_output
     # The resumed run found the database layer done.
-    assert "✔ local host mlenv-e2e: already running" in stack.up_output
+    assert f"✔ local host {HOST}: already running" in stack.up_output
 
 
 def test_status_is_all_green_with_auth(stack):
@@ -195,3 +195,21 @@ def test_a_second_up_is_refused_while_one_runs(stack):
     assert second.returncode == 1
     assert "another `mlenv up`" in second.stdout and "wait for it to finish" in second.stdout
     assert first.returncode == 0
+
+
+def test_down_stops_the_host_keeps_the_data_and_status_says_down(stack):
+    # Last in this module: the stack stays stopped; the fixture then purges it.
+    result = stack.mlenv("down")
+    assert result.returncode == 0, result.stdout
+    assert "stopped (data kept)" in result.stdout
+    state = subprocess.run(
+        ["podman", "container", "inspect", "--format", "{{.State.Status}}", HOST],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert state.stdout.strip() == "exited"
+    status = stack.mlenv("status")
+    assert status.returncode == 1
+    assert "error: down: " in status.stdout
