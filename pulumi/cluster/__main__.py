@@ -3,16 +3,21 @@
 import pulumi
 
 from mlenv.config import Cluster
-from mlenv.infra.gke import GkeGpuCluster
+from mlenv.infra.bootstrap import ClusterBootstrap
 
 config = pulumi.Config()
 environment = config.get("environment") or "ml-team"
 # Validated before any resource exists: a bad pool, region or accelerator stops here with its key path.
 spec = Cluster.model_validate(config.require_object("cluster"))
-if spec.provider != "gke":
-    raise ValueError(f"cluster.provider {spec.provider!r}: only gke is implemented so far (EKS is next)")
 
-cluster = GkeGpuCluster(environment, spec)
+if spec.provider == "gke":
+    from mlenv.infra.gke import GkeGpuCluster as Component
+else:
+    from mlenv.infra.eks import EksGpuCluster as Component
+
+cluster = Component(environment, spec)
+# The team's namespace carries the environment's name (the Kubernetes roles use the same).
+ClusterBootstrap(f"{environment}-bootstrap", spec, cluster.kubeconfig, team_namespace=environment)
 pulumi.export("cluster_name", cluster.cluster_name)
 pulumi.export("region", spec.region)
 pulumi.export("kubeconfig", cluster.kubeconfig)

@@ -141,6 +141,7 @@ class Cluster(Strict):
     system_machine_type: str = Field("", description="CPU pool machine type; empty: the provider's default.")
     # Who may reach the control plane; empty keeps the endpoint private (reach it from the VPC).
     authorized_networks: list[IPv4Network] = Field(default_factory=list)
+    subnet_ids: list[str] = Field(default_factory=list, description="Private subnets of an existing VPC (eks).")
 
     @model_validator(mode="after")
     def _provider(self) -> Cluster:
@@ -148,6 +149,8 @@ class Cluster(Strict):
 
         if self.provider == "gke" and not self.project:
             raise ValueError("provider gke needs `project` (the GCP project id)")
+        if self.provider == "eks" and len(self.subnet_ids) < 2:
+            raise ValueError("provider eks needs `subnet_ids`: two or more private subnets in different zones")
         names = [pool.name for pool in self.gpu_pools]
         if len(set(names)) != len(names):
             raise ValueError("two `gpu_pools` have the same name")

@@ -7,6 +7,8 @@ import pulumi_gcp as gcp
 
 from mlenv.config import Cluster, GpuPool
 from mlenv.infra.accelerators import gke_zones
+from mlenv.infra.base import GpuCluster
+from mlenv.infra.kubeconfig import exec_kubeconfig
 from mlenv.infra.placement import GPU_TAINT_KEY, GPU_TAINT_VALUE, pool_labels
 
 # Control-plane peering range for private nodes (a /28 that must not overlap the VPC).
@@ -14,30 +16,7 @@ MASTER_CIDR = "172.16.0.0/28"
 NODE_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 
-def kubeconfig(name: str, endpoint: str, ca_certificate: str) -> str:
-    """Uses gke-gcloud-auth-plugin: no long-lived credential is written into the kubeconfig."""
-    return f"""apiVersion: v1
-kind: Config
-clusters:
-- name: {name}
-  cluster:
-    server: https://{endpoint}
-    certificate-authority-data: {ca_certificate}
-contexts:
-- name: {name}
-  context: {{cluster: {name}, user: {name}}}
-current-context: {name}
-users:
-- name: {name}
-  user:
-    exec:
-      apiVersion: client.authentication.k8s.io/v1beta1
-      command: gke-gcloud-auth-plugin
-      provideClusterInfo: true
-"""
-
-
-class GkeGpuCluster(pulumi.ComponentResource):
+class GkeGpuCluster(GpuCluster):
     """Outputs: cluster_name, kubeconfig (secret), gpu_pools (the DESIGN.md contract)."""
 
     def __init__(self, name: str, spec: Cluster, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -100,15 +79,14 @@ class GkeGpuCluster(pulumi.ComponentResource):
         )
         self.gpu_pools = [self._gpu_pool(name, spec, pool, zones[pool.name], cluster_opts) for pool in spec.gpu_pools]
 
-        self.cluster_name = self.cluster.name
-        self.kubeconfig = pulumi.Output.secret(
+        self._publish(
+            spec,
+            self.cluster.name,
             pulumi.Output.all(self.cluster.name, self.cluster.endpoint, self.cluster.master_auth).apply(
-                lambda args: kubeconfig(args[0], args[1], args[2]["cluster_ca_certificate"])
-            )
-        )
-        self.gpu_pool_summary = [pool_summary(pool) for pool in spec.gpu_pools]
-        self.register_outputs(
-            {"cluster_name": self.cluster_name, "kubeconfig": self.kubeconfig, "gpu_pools": self.gpu_pool_summary}
+                lambda args: exec_kubeconfig(
+                    args[0], f"https://{args[1]}", args[2]["cluster_ca_certificate"], "gke-gcloud-auth-plugin", []
+                )
+            ),
         )
 
     def _node_config(
@@ -159,15 +137,3 @@ class GkeGpuCluster(pulumi.ComponentResource):
             management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
             opts=opts,
         )
-
-
-def pool_summary(pool: GpuPool) -> dict[str, object]:
-    return {
-        "name": pool.name,
-        "machine_type": pool.machine_type,
-        "accelerator": pool.accelerator,
-        "labels": pool_labels(pool.name),
-        "taints": [f"{GPU_TAINT_KEY}={GPU_TAINT_VALUE}:NoSchedule"],
-        "min_nodes": pool.min_nodes,
-        "max_nodes": pool.max_nodes,
-    }

@@ -19,3 +19,16 @@ def node_selector(pool: str) -> dict[str, str]:
 
 def gpu_toleration() -> dict[str, str]:
     return {"key": GPU_TAINT_KEY, "operator": "Equal", "value": GPU_TAINT_VALUE, "effect": GPU_TAINT_EFFECT}
+
+
+def pool_summary(name: str, machine_type: str, accelerator: str, min_nodes: int, max_nodes: int) -> dict[str, object]:
+    """One entry of the cluster program's `gpu_pools` output (the DESIGN.md contract)."""
+    return {
+        "name": name,
+        "machine_type": machine_type,
+        "accelerator": accelerator,
+        "labels": pool_labels(name),
+        "taints": [f"{GPU_TAINT_KEY}={GPU_TAINT_VALUE}:{GPU_TAINT_EFFECT}"],
+        "min_nodes": min_nodes,
+        "max_nodes": max_nodes,
+    }

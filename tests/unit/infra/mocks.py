@@ -30,6 +30,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
         # Computed outputs that other resources read; without them their inputs stay unknown.
         if args.typ == "gcp:container/cluster:Cluster":
             outputs.update(name=args.name, endpoint="203.0.113.10", masterAuth={"clusterCaCertificate": "Q0E="})
+        elif args.typ == "aws:eks/cluster:Cluster":
+            outputs.update(name=args.name, endpoint="https://eks.example", certificateAuthority={"data": "Q0E="})
+        elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            outputs["latestVersion"] = 1
+        elif args.typ == "aws:iam/role:Role":
+            outputs.update(name=args.name, arn=f"arn:aws:iam::123456789012:role/{args.name}")
         elif args.typ == "gcp:serviceaccount/account:Account":
             outputs["email"] = f"{args.inputs['accountId']}@project.iam.gserviceaccount.com"
         return f"{args.name}-id", outputs

@@ -13,10 +13,21 @@ from mlenv.config import Cluster
 from tests.unit.infra.mocks import RecordingMocks, run_program
 
 NODE_POOL = "gcp:container/nodePool:NodePool"
+NAMESPACE = "kubernetes:core/v1:Namespace"
 T4 = {"name": "t4", "machine_type": "n1-standard-8", "accelerator": "nvidia-tesla-t4", "max_nodes": 4, "spot": True}
 A100 = {"name": "a100", "machine_type": "a2-highgpu-1g", "accelerator": "nvidia-tesla-a100", "max_nodes": 2}
 ONE_POOL = {"provider": "gke", "region": "europe-west4", "project": "acme-ml", "gpu_pools": [T4]}
 TWO_POOLS = {**ONE_POOL, "gpu_pools": [T4, A100], "authorized_networks": ["203.0.113.0/24"]}
+
+
+A10G = {"name": "a10g", "machine_type": "g5.2xlarge", "accelerator": "nvidia-a10g", "max_nodes": 3, "spot": True}
+EKS = {
+    "provider": "eks",
+    "region": "eu-west-1",
+    "subnet_ids": ["subnet-a", "subnet-b"],
+    "authorized_networks": ["203.0.113.0/24"],
+    "gpu_pools": [A10G],
+}
 
 
 def build(cluster: dict, mocks: RecordingMocks | None = None) -> RecordingMocks:
@@ -44,6 +55,25 @@ def test_every_gpu_pool_is_labeled_tainted_and_scales_from_zero(config: dict) ->
         scaling = pools[urn]["autoscaling"]
         assert (scaling["totalMinNodeCount"], scaling["totalMaxNodeCount"]) == (0, spec["max_nodes"]), urn
         assert set(pools[urn]["nodeLocations"]) <= {"europe-west4-a", "europe-west4-b", "europe-west4-c"}, urn
+
+
+def test_eks_gpu_groups_use_the_nvidia_ami_label_taint_and_scale_from_zero() -> None:
+    mocks = build(EKS)
+    groups = {group.name: group.inputs for group in mocks.of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert sorted(groups) == ["team-gpu-a10g", "team-system"]
+    gpu = groups["team-gpu-a10g"]
+    assert gpu["amiType"] == "AL2023_x86_64_NVIDIA" and gpu["instanceTypes"] == ["g5.2xlarge"]
+    assert gpu["labels"] == {"mlenv.io/pool": "a10g", "mlenv.io/accelerator": "nvidia-a10g"}
+    assert gpu["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
+    assert (gpu["scalingConfig"]["minSize"], gpu["scalingConfig"]["maxSize"]) == (0, 3)
+    assert gpu["capacityType"] == "SPOT"
+    assert "taints" not in groups["team-system"] or groups["team-system"]["taints"] == []
+    (template,) = mocks.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    assert template.inputs["metadataOptions"]["httpTokens"] == "required"
+    assert all(group["launchTemplate"]["id"] == "team-nodes-id" for group in groups.values())
+    (cluster,) = mocks.of_type("aws:eks/cluster:Cluster")
+    assert cluster.inputs["vpcConfig"]["publicAccessCidrs"] == ["203.0.113.0/24"]
+    assert cluster.inputs["vpcConfig"]["endpointPrivateAccess"] is True
 
 
 def test_the_system_pool_is_not_a_gpu_pool() -> None:
@@ -102,6 +132,15 @@ BAD = {
     "public control plane": ({**ONE_POOL, "authorized_networks": ["0.0.0.0/0"]}, "must not contain 0.0.0.0/0"),
     "duplicate pool names": ({**ONE_POOL, "gpu_pools": [T4, T4]}, "two `gpu_pools` have the same name"),
     "gke without project": ({k: v for k, v in ONE_POOL.items() if k != "project"}, "needs `project`"),
+    "eks with a CPU instance type": (
+        {**EKS, "gpu_pools": [{**A10G, "machine_type": "m6i.large"}]},
+        "'m6i.large' is not a GPU instance type",
+    ),
+    "eks accelerator that the instance lacks": (
+        {**EKS, "gpu_pools": [{**A10G, "accelerator": "nvidia-h100"}]},
+        "g5.2xlarge carries nvidia-a10g, not nvidia-h100",
+    ),
+    "eks without subnets": ({**EKS, "subnet_ids": []}, "needs `subnet_ids`"),
 }
 
 
@@ -113,3 +152,31 @@ def test_bad_config_raises_before_any_resource(name: str) -> None:
         build(config, mocks)
     assert expected in str(raised.value)
     assert mocks.resources == [], "a resource was registered before the config was rejected"
+
+
+@pytest.mark.parametrize(("config", "plugin"), [(TWO_POOLS, False), (EKS, True)], ids=["gke", "eks"])
+def test_bootstrap_namespaces_priority_quota_and_device_plugin(config: dict, plugin: bool) -> None:
+    mocks = build(config)
+    namespaces = {ns.inputs["metadata"]["name"]: ns.inputs["metadata"]["labels"] for ns in mocks.of_type(NAMESPACE)}
+    assert sorted(namespaces) == ["argo", "kserve", "mlenv-system", "team"]
+    assert namespaces["team"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert namespaces["argo"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    (priority,) = mocks.of_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")
+    assert priority.inputs["metadata"]["name"] == "mlenv-gpu" and priority.inputs["globalDefault"] is False
+    (quota,) = mocks.of_type("kubernetes:core/v1:ResourceQuota")
+    gpus = sum(pool.get("accelerator_count", 1) * pool["max_nodes"] for pool in config["gpu_pools"])
+    assert quota.inputs["spec"]["hard"]["requests.nvidia.com/gpu"] == str(gpus)
+    assert quota.inputs["metadata"]["namespace"] == "team"
+    (limits,) = mocks.of_type("kubernetes:core/v1:LimitRange")
+    assert limits.inputs["spec"]["limits"][0]["defaultRequest"] == {"cpu": "250m", "memory": "256Mi"}
+    daemonsets = mocks.of_type("kubernetes:apps/v1:DaemonSet")
+    assert len(daemonsets) == int(plugin)
+    if plugin:
+        pod = daemonsets[0].inputs["spec"]["template"]["spec"]
+        assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"} in pod[
+            "tolerations"
+        ]
+        container = pod["containers"][0]
+        assert container["image"].startswith("nvcr.io/nvidia/k8s-device-plugin:v")
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["resources"]["requests"]

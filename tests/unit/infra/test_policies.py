@@ -12,7 +12,7 @@ from pulumi_policy import PolicyResourceOptions, ResourceValidationArgs, Resourc
 from policies.rules.cluster import control_plane_not_public, node_identity
 from policies.rules.gpu_pools import gpu_pool_autoscaling, gpu_pool_label_and_taint
 from tests.unit.infra.mocks import RecordingMocks
-from tests.unit.infra.test_cluster_program import TWO_POOLS, build
+from tests.unit.infra.test_cluster_program import EKS, TWO_POOLS, build
 
 PACK = [gpu_pool_label_and_taint, gpu_pool_autoscaling, control_plane_not_public, node_identity]
 
@@ -117,8 +117,9 @@ def test_cpu_pools_are_not_gpu_pools() -> None:
     assert violations(gpu_pool_autoscaling, POOL, changed(cpu, "autoscaling.totalMinNodeCount", 1.0)) == []
 
 
-def test_the_cluster_program_passes_the_whole_pack() -> None:
-    mocks: RecordingMocks = build(TWO_POOLS)
+@pytest.mark.parametrize("config", [TWO_POOLS, EKS], ids=["gke", "eks"])
+def test_the_cluster_program_passes_the_whole_pack(config: dict) -> None:
+    mocks: RecordingMocks = build(config)
     checked = 0
     for resource in mocks.resources:
         for policy in PACK:
