@@ -2,13 +2,13 @@
 
 import pulumi
 
-from mlenv.config import Cluster
+from mlenv.config import Cluster, validate_section
 from mlenv.infra.bootstrap import ClusterBootstrap
 
 config = pulumi.Config()
 environment = config.get("environment") or "ml-team"
 # Validated before any resource exists: a bad pool, region or accelerator stops here with its key path.
-spec = Cluster.model_validate(config.require_object("cluster"))
+spec = validate_section(Cluster, config.require_object("cluster"), "cluster")
 
 if spec.provider == "gke":
     from mlenv.infra.gke import GkeGpuCluster as Component

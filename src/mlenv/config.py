@@ -12,12 +12,13 @@ import os
 import re
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 CONFIG_ENV = "MLENV_CONFIG"
+ModelT = TypeVar("ModelT", bound=BaseModel)
 DEFAULT_FILE = "mlenv.yaml"
 
 # Each constrained string with what a user should write instead, said when it does not match.
@@ -168,16 +169,73 @@ class Cluster(Strict):
         return self
 
 
+SECRET_WORDS = ("TOKEN", "KEY", "PASSWORD", "SECRET")
+VariableKey = constrained(r"^[A-Z][A-Z0-9_]{0,254}$", "an upper-case variable name such as MY_SETTING")
+
+
+def looks_secret(key: str) -> bool:
+    return any(word in key for word in SECRET_WORDS)
+
+
+class GitLabVariable(Strict):
+    """An extra group variable: a plain value, or the name of a Pulumi secret config key."""
+
+    key: VariableKey
+    value: str | None = None
+    secret_config: str | None = Field(None, description="Pulumi config key holding the value as a secret.")
+    masked: bool = True
+    protected: bool = True
+    environment_scope: str = "*"
+
+    @model_validator(mode="after")
+    def _safe(self) -> GitLabVariable:
+        if (self.value is None) == (self.secret_config is None):
+            raise ValueError(f"{self.key}: give exactly one of `value` and `secret_config`")
+        if looks_secret(self.key) and not (self.masked and self.protected):
+            raise ValueError(f"{self.key} looks secret: it must be masked and protected")
+        if looks_secret(self.key) and self.value is not None:
+            raise ValueError(f"{self.key} looks secret: put it in Pulumi secret config and name it in `secret_config`")
+        return self
+
+
 class GitLab(Strict):
     url: Url = "https://gitlab.com"
     group_path: GroupPath
     parent_group: str | None = Field(None, description="Full path of an existing group to create the team under.")
-    projects: list[Name] = Field(default_factory=lambda: ["data", "training", "serving"])
+    subgroups: list[Name] = Field(default_factory=list)
+    # A project is `name` (in the team group) or `subgroup/name`.
+    projects: list[str] = Field(default_factory=lambda: ["data", "training", "serving"])
+    training_project: str = Field("training", description="Gets the retrain trigger token and the starter CI file.")
+    environments: list[Name] = Field(default_factory=lambda: ["staging", "production"])
+    gpu_pool: Name | None = Field(None, description="GPU pool the `gpu`-tagged runner places jobs on.")
+    runner_namespace: Name = Field("ml-team", description="Kubernetes namespace of the runners' job pods.")
+    deploy_token_days: int = Field(90, ge=1, le=365)
+    variables: list[GitLabVariable] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _unique(self) -> GitLab:
-        if len(set(self.projects)) != len(self.projects):
+    def _consistent(self) -> GitLab:
+        if self.parent_group is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_./-]*", self.parent_group):
+            raise ValueError(f"`parent_group` {self.parent_group!r} is not a group path such as company/platform")
+        names = [project.rsplit("/", 1)[-1] for project in self.projects]
+        if len(set(names)) != len(names):
             raise ValueError("`projects` lists a name twice")
+        for project in self.projects:
+            parts = project.split("/")
+            if len(parts) > 2 or not all(re.fullmatch(r"[a-z][a-z0-9-]{0,30}", part) for part in parts):
+                raise ValueError(f"project {project!r}: write `name` or `subgroup/name` (lower-case, digits, dashes)")
+            if len(parts) == 2 and parts[0] not in self.subgroups:
+                raise ValueError(f"project {project!r} is in subgroup {parts[0]!r}, which `subgroups` does not list")
+        if self.training_project not in names:
+            raise ValueError(f"`training_project` {self.training_project!r} is not one of `projects`")
+        keys = [variable.key for variable in self.variables]
+        if len(set(keys)) != len(keys):
+            raise ValueError("`variables` defines a key twice")
+        for variable in self.variables:
+            if variable.environment_scope != "*" and variable.environment_scope not in self.environments:
+                raise ValueError(
+                    f"variable {variable.key}: environment scope {variable.environment_scope!r} is not one of "
+                    f"`environments` ({', '.join(self.environments)}) or '*'"
+                )
         return self
 
 
@@ -264,6 +322,18 @@ def load(path: Path | None) -> MlenvConfig:
         return MlenvConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(source, [describe(error) for error in err.errors()]) from None
+
+
+def validate_section(model: type[ModelT], data: Any, section: str) -> ModelT:
+    """A part of the configuration given elsewhere (a Pulumi stack's config): the same model and messages."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        problems = [
+            f"{section}.{describe(error)}" if error["loc"] else f"{section}: {describe(error)}"
+            for error in err.errors()
+        ]
+        raise ConfigError(f"config {section}", problems) from None
 
 
 def describe(error: Any) -> str:

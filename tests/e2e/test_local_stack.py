@@ -61,7 +61,7 @@ def test_up_printed_the_urls_and_where_the_credentials_are(stack):
 def test_secrets_are_files_only_their_owner_reads(stack):
     files = [path for path in (stack.state / "secrets").rglob("*") if path.is_file()]
     assert len(files) >= 10
-    private = [path for path in files if path.suffix not in (".crt", ".csr")]
+    private = [path for path in files if path.suffix not in (".crt", ".csr", ".pub")]
     assert all(path.stat().st_mode & 0o777 == 0o600 for path in private), private
 
 

@@ -13,6 +13,15 @@ import pulumi
 ROOT = Path(__file__).resolve().parents[3]
 
 
+GITLAB_OUTPUTS = {
+    "gitlab:index/group:Group": lambda a: {"fullPath": a.inputs["path"]},
+    "gitlab:index/project:Project": lambda a: {"pathWithNamespace": f"team/{a.inputs['path']}"},
+    "gitlab:index/userRunner:UserRunner": lambda a: {"token": f"glrt-{a.name}"},
+    "gitlab:index/pipelineTrigger:PipelineTrigger": lambda a: {"token": "glptt-trigger"},
+    "gitlab:index/groupDeployToken:GroupDeployToken": lambda a: {"token": "gldt-deploy"},
+}
+
+
 @dataclass
 class Registered:
     typ: str
@@ -38,9 +47,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs.update(name=args.name, arn=f"arn:aws:iam::123456789012:role/{args.name}")
         elif args.typ == "gcp:serviceaccount/account:Account":
             outputs["email"] = f"{args.inputs['accountId']}@project.iam.gserviceaccount.com"
+        elif args.typ == "pulumi:pulumi:StackReference":
+            outputs["outputs"] = {"kubeconfig": "apiVersion: v1\nkind: Config\n"}
+        elif args.typ.startswith("gitlab:"):
+            outputs.update(GITLAB_OUTPUTS.get(args.typ, lambda a: {})(args))
+            # GitLab ids are numbers; the program turns them into ints.
+            return str(100 + len(self.resources)), outputs
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        if args.token == "gitlab:index/getGroup:getGroup":
+            return {"groupId": 42, "id": "42", "fullPath": args.args.get("fullPath")}
         return {}
 
     def of_type(self, typ: str) -> list[Registered]:

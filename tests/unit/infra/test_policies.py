@@ -10,11 +10,20 @@ import pytest
 from pulumi_policy import PolicyResourceOptions, ResourceValidationArgs, ResourceValidationPolicy
 
 from policies.rules.cluster import control_plane_not_public, node_identity
+from policies.rules.gitlab import gitlab_private, gitlab_secret_variables, gitlab_token_expiry
 from policies.rules.gpu_pools import gpu_pool_autoscaling, gpu_pool_label_and_taint
 from tests.unit.infra.mocks import RecordingMocks
 from tests.unit.infra.test_cluster_program import EKS, TWO_POOLS, build
 
-PACK = [gpu_pool_label_and_taint, gpu_pool_autoscaling, control_plane_not_public, node_identity]
+PACK = [
+    gpu_pool_label_and_taint,
+    gpu_pool_autoscaling,
+    control_plane_not_public,
+    node_identity,
+    gitlab_secret_variables,
+    gitlab_private,
+    gitlab_token_expiry,
+]
 
 GKE_GPU_POOL = {
     "autoscaling": {"totalMinNodeCount": 0.0, "totalMaxNodeCount": 4.0},
@@ -62,6 +71,8 @@ def violations(policy: ResourceValidationPolicy, typ: str, props: dict, config: 
 
 
 POOL = "gcp:container/nodePool:NodePool"
+VARIABLE = "gitlab:index/groupVariable:GroupVariable"
+SECRET_VARIABLE = {"key": "MLFLOW_TRACKING_PASSWORD", "masked": True, "protected": True, "hidden": True}
 GROUP = "aws:eks/nodeGroup:NodeGroup"
 CASES = {
     # policy, resource type, passing props, failing props, words of the message
@@ -95,6 +106,17 @@ CASES = {
     "eks IMDSv1": (node_identity, "aws:ec2/launchTemplate:LaunchTemplate",
                    {"metadataOptions": {"httpTokens": "required"}},
                    {"metadataOptions": {"httpTokens": "optional"}}, "allows IMDSv1"),
+    "secret variable unmasked": (gitlab_secret_variables, VARIABLE, SECRET_VARIABLE,
+                                 changed(SECRET_VARIABLE, "masked", False), "is not masked"),
+    "secret variable unprotected": (gitlab_secret_variables, VARIABLE, SECRET_VARIABLE,
+                                    changed(SECRET_VARIABLE, "protected", False), "is not protected"),
+    "public project": (gitlab_private, "gitlab:index/project:Project", {"visibilityLevel": "private"},
+                       {"visibilityLevel": "public"}, "has visibility 'public'"),
+    "internal group": (gitlab_private, "gitlab:index/group:Group", {"visibilityLevel": "private"},
+                       {"visibilityLevel": "internal"}, "has visibility 'internal'"),
+    "deploy token forever": (gitlab_token_expiry, "gitlab:index/groupDeployToken:GroupDeployToken",
+                             {"expiresAt": "2027-02-21", "scopes": ["read_registry"]},
+                             {"scopes": ["read_registry"]}, "never expires"),
 }  # fmt: skip
 
 
@@ -109,6 +131,20 @@ def test_policy_passes_the_safe_resource_and_rejects_the_unsafe_one(name: str) -
 def test_the_autoscaling_bound_is_configurable() -> None:
     wide = changed(GKE_GPU_POOL, "autoscaling.totalMaxNodeCount", 50.0)
     assert violations(gpu_pool_autoscaling, POOL, wide, {"maxNodes": 64}) == []
+
+
+def test_plain_variables_need_not_be_masked() -> None:
+    assert violations(gitlab_secret_variables, VARIABLE, {"key": "MLFLOW_TRACKING_URI", "masked": False}) == []
+
+
+def test_the_gitlab_program_passes_the_whole_pack() -> None:
+    from tests.unit.infra.test_gitlab_program import SUB
+    from tests.unit.infra.test_gitlab_program import build as build_gitlab
+
+    mocks = build_gitlab(SUB, hfToken="hf")
+    for resource in mocks.resources:
+        for policy in PACK:
+            assert violations(policy, resource.typ, resource.inputs) == [], (policy.name, resource.name)
 
 
 def test_cpu_pools_are_not_gpu_pools() -> None:
