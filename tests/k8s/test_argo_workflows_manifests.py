@@ -1,0 +1,178 @@
+"""The argo_workflows role's manifests, rendered for real by the role (apply off) and validated offline:
+core kinds against the Kubernetes schemas, Argo and KServe kinds against the upstream CRDs at the
+pinned tags, with unknown fields rejected; then the wiring between them."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlenv.testing.manifests import KUBERNETES_VERSIONS, ManifestError, crd_dir, documents, validate
+
+pytestmark = pytest.mark.skipif(crd_dir() is None, reason="no CRD schemas (MLENV_CRD_DIR or scripts/fetch-crds)")
+
+POOLS = [{"name": "t4", "gpus": 1}, {"name": "a100", "gpus": 2}]
+
+
+def run_role(tmp: Path, env: dict[str, str], *options: str, **role_vars: object) -> subprocess.CompletedProcess[str]:
+    playbook = tmp / "render.yml"
+    playbook.write_text(
+        yaml.safe_dump([{"name": "Render", "hosts": "localhost", "gather_facts": False, "roles": ["argo_workflows"]}])
+    )
+    (tmp / "vars.json").write_text(json.dumps(role_vars))
+    interpreter = "ansible_python_interpreter={{ ansible_playbook_python }}"
+    return subprocess.run(
+        ["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", interpreter, "-e", f"@{tmp / 'vars.json'}",
+         *options, str(playbook)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str]) -> dict[str, list[dict]]:
+    tmp = tmp_path_factory.mktemp("argo")
+    ca = tmp / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIBexample\n-----END CERTIFICATE-----\n")
+    out = tmp / "manifests"
+    result = run_role(
+        tmp, tool_env,
+        argo_workflows_apply=False, argo_workflows_manifest_dir=str(out), argo_workflows_team_namespace="team",
+        argo_workflows_s3_endpoint="s3.ml.example.com:443", argo_workflows_s3_ca_file=str(ca),
+        argo_workflows_s3_access_key="AKIAEXAMPLE", argo_workflows_s3_secret_key="example-secret",
+        argo_workflows_mlflow_password="example-password", argo_workflows_gpu_pools=POOLS,
+        argo_workflows_mlflow_tracking_uri="https://mlflow.ml.example.com",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    found: dict[str, list[dict]] = {}
+    for path, document in documents(out):
+        found.setdefault(path.name, []).append(document)
+    return found
+
+
+def objects(rendered: dict[str, list[dict]], kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for docs in rendered.values() for d in docs if d["kind"] == kind}
+
+
+def embedded_inference_services(template: dict) -> list[dict]:
+    """The InferenceService each resource step applies, with Argo's placeholders filled in."""
+    found = []
+    for step in template["spec"]["templates"]:
+        if "resource" in step:
+            text = re.sub(r"\{\{[^}]+\}\}", "placeholder", step["resource"]["manifest"])
+            found.append(yaml.safe_load(text))
+    return found
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_rendered_object_is_valid(rendered: dict[str, list[dict]], version: str) -> None:
+    checked = 0
+    for docs in rendered.values():
+        for document in docs:
+            validate(document, version)
+            checked += 1
+    assert checked >= 8
+
+
+def test_the_embedded_inference_services_are_valid(rendered: dict[str, list[dict]]) -> None:
+    services = [s for t in objects(rendered, "WorkflowTemplate").values() for s in embedded_inference_services(t)]
+    assert len(services) == 2
+    for service in services:
+        validate(service)
+
+
+def test_a_misspelled_field_is_caught(rendered: dict[str, list[dict]]) -> None:
+    template = copy.deepcopy(objects(rendered, "WorkflowTemplate")["train-register-deploy"])
+    template["spec"]["templates"][1]["script"]["resourcess"] = template["spec"]["templates"][1]["script"].pop(
+        "resources"
+    )
+    with pytest.raises(ManifestError, match="resourcess"):
+        validate(template)
+    config_map = copy.deepcopy(objects(rendered, "ConfigMap")["artifact-repositories"])
+    config_map["metadata"]["annotation"] = config_map["metadata"].pop("annotations")
+    with pytest.raises(ManifestError, match="annotation"):
+        validate(config_map)
+
+
+def test_artifact_repository_points_at_the_bucket_the_secret_and_the_ca(rendered: dict[str, list[dict]]) -> None:
+    config_map = objects(rendered, "ConfigMap")["artifact-repositories"]
+    default = config_map["metadata"]["annotations"]["workflows.argoproj.io/default-artifact-repository"]
+    s3 = yaml.safe_load(config_map["data"][default])["s3"]
+    assert (s3["bucket"], s3["endpoint"], s3["insecure"]) == ("argo", "s3.ml.example.com:443", False)
+    secrets = objects(rendered, "Secret")
+    for reference in (s3["accessKeySecret"], s3["secretKeySecret"], s3["caSecret"]):
+        assert reference["key"] in secrets[reference["name"]]["stringData"], reference
+    assert secrets["mlenv-platform-ca"]["stringData"]["ca.crt"].startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_gpu_steps_and_predictors_are_placed_on_the_pool(rendered: dict[str, list[dict]]) -> None:
+    gpu = objects(rendered, "WorkflowTemplate")["train-register-deploy"]
+    pool = next(p for p in gpu["spec"]["arguments"]["parameters"] if p["name"] == "pool")
+    assert pool["value"] == "t4" and pool["enum"] == ["t4", "a100"]
+    train = next(t for t in gpu["spec"]["templates"] if t["name"] == "train")
+    toleration = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+    assert train["nodeSelector"] == {"mlenv.io/pool": "{{workflow.parameters.pool}}"}
+    assert train["tolerations"] == [toleration]
+    assert train["script"]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    (predictor,) = [s["spec"]["predictor"] for s in embedded_inference_services(gpu)]
+    assert predictor["tolerations"] == [toleration] and "mlenv.io/pool" in predictor["nodeSelector"]
+    cpu = objects(rendered, "WorkflowTemplate")["train-register-deploy-cpu"]
+    assert "nvidia.com/gpu" not in json.dumps(cpu)
+
+
+def test_no_container_is_privileged_and_every_container_has_requests(rendered: dict[str, list[dict]]) -> None:
+    containers = [
+        (template["metadata"]["name"], step["name"], step.get("container") or step.get("script"))
+        for template in objects(rendered, "WorkflowTemplate").values()
+        for step in template["spec"]["templates"]
+        if "container" in step or "script" in step
+    ]
+    assert len(containers) >= 8
+    for workflow, step, container in containers:
+        security = container.get("securityContext", {})
+        assert security.get("privileged") is not True and security.get("allowPrivilegeEscalation") is False, step
+        assert security.get("runAsNonRoot") is True, (workflow, step)
+        assert container["resources"]["requests"], (workflow, step)
+
+
+def test_workflows_run_as_the_least_privilege_account(rendered: dict[str, list[dict]]) -> None:
+    (role,) = objects(rendered, "Role").values()
+    verbs = {
+        (rule["apiGroups"][0], resource): set(rule["verbs"]) for rule in role["rules"] for resource in rule["resources"]
+    }
+    assert verbs[("argoproj.io", "workflowtaskresults")] == {"create", "patch"}
+    assert not any("delete" in v or "*" in v for v in verbs.values())
+    assert all(
+        t["spec"]["serviceAccountName"] == "mlenv-workflow" for t in objects(rendered, "WorkflowTemplate").values()
+    )
+
+
+def test_check_mode_against_a_missing_cluster_fails_clearly(tmp_path: Path, tool_env: dict[str, str]) -> None:
+    manifest = tmp_path / "install.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: argo}\n")
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "gone",
+        "clusters": [{"name": "gone", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "gone"}}],
+        "users": [{"name": "gone", "user": {"token": "none"}}],
+    }))  # fmt: skip
+    result = run_role(
+        tmp_path, tool_env, "--check", "--diff",
+        argo_workflows_apply=True, argo_workflows_manifest_url=manifest.as_uri(),
+        argo_workflows_manifest_sha256=hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        argo_workflows_manifest_dir=str(tmp_path / "out"), argo_workflows_kubeconfig=str(kubeconfig),
+        argo_workflows_s3_access_key="a", argo_workflows_s3_secret_key="b", argo_workflows_mlflow_password="c",
+    )  # fmt: skip
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output[-3000:]
+    assert "The Kubernetes API cannot be reached with " + str(kubeconfig) in " ".join(output.split()), output[-3000:]
+    assert not (tmp_path / "out" / "install-4.1.2.yaml").exists(), "check mode downloaded or changed something"
