@@ -8,31 +8,17 @@ import copy
 import hashlib
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from mlenv.testing.manifests import KUBERNETES_VERSIONS, ManifestError, crd_dir, documents, validate
+from tests.k8s.render import missing_cluster_kubeconfig, run_role
 
 pytestmark = pytest.mark.skipif(crd_dir() is None, reason="no CRD schemas (MLENV_CRD_DIR or scripts/fetch-crds)")
 
 POOLS = [{"name": "t4", "gpus": 1}, {"name": "a100", "gpus": 2}]
-
-
-def run_role(tmp: Path, env: dict[str, str], *options: str, **role_vars: object) -> subprocess.CompletedProcess[str]:
-    playbook = tmp / "render.yml"
-    playbook.write_text(
-        yaml.safe_dump([{"name": "Render", "hosts": "localhost", "gather_facts": False, "roles": ["argo_workflows"]}])
-    )
-    (tmp / "vars.json").write_text(json.dumps(role_vars))
-    interpreter = "ansible_python_interpreter={{ ansible_playbook_python }}"
-    return subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", interpreter, "-e", f"@{tmp / 'vars.json'}",
-         *options, str(playbook)],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +28,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str])
     ca.write_text("-----BEGIN CERTIFICATE-----\nMIIBexample\n-----END CERTIFICATE-----\n")
     out = tmp / "manifests"
     result = run_role(
-        tmp, tool_env,
+        "argo_workflows", tmp, tool_env,
         argo_workflows_apply=False, argo_workflows_manifest_dir=str(out), argo_workflows_team_namespace="team",
         argo_workflows_s3_endpoint="s3.ml.example.com:443", argo_workflows_s3_ca_file=str(ca),
         argo_workflows_s3_access_key="AKIAEXAMPLE", argo_workflows_s3_secret_key="example-secret",
@@ -157,15 +143,9 @@ def test_check_mode_against_a_missing_cluster_fails_clearly(tmp_path: Path, tool
     manifest = tmp_path / "install.yaml"
     manifest.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: argo}\n")
 
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "gone",
-        "clusters": [{"name": "gone", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "gone"}}],
-        "users": [{"name": "gone", "user": {"token": "none"}}],
-    }))  # fmt: skip
+    kubeconfig = missing_cluster_kubeconfig(tmp_path)
     result = run_role(
-        tmp_path, tool_env, "--check", "--diff",
+        "argo_workflows", tmp_path, tool_env, "--check", "--diff",
         argo_workflows_apply=True, argo_workflows_manifest_url=manifest.as_uri(),
         argo_workflows_manifest_sha256=hashlib.sha256(manifest.read_bytes()).hexdigest(),
         argo_workflows_manifest_dir=str(tmp_path / "out"), argo_workflows_kubeconfig=str(kubeconfig),
