@@ -44,3 +44,30 @@ def save(name: str, payload: dict[str, object]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
+
+
+def hyperfine(command: str, *, runs: int, env: dict[str, str], cwd: Path | None = None) -> dict[str, float]:
+    """Mean, min and max seconds of a command over `runs` runs after warm-up (hyperfine, Debian package)."""
+    import shutil
+    import tempfile
+
+    if shutil.which("hyperfine") is None:
+        raise SystemExit("hyperfine is missing: apt-get install hyperfine (scripts/install-system-packages)")
+    with tempfile.NamedTemporaryFile(suffix=".json") as export:
+        subprocess.run(
+            ["hyperfine", "--warmup", "1", "--runs", str(runs), "--export-json", export.name, command],
+            env=env,
+            cwd=cwd,
+            check=True,
+            capture_output=True,
+        )
+        result = json.loads(Path(export.name).read_text())["results"][0]
+    return {key: round(result[key], 3) for key in ("mean", "min", "max")}
+
+
+def report(name: str, payload: dict[str, object]) -> int:
+    """Save the figures as benchmarks/results/<name>.json, print them and where they went."""
+    path = save(name, payload)
+    print(json.dumps(payload.get("figures", payload), indent=2))
+    print(f"saved to {path.relative_to(ROOT)}")
+    return 0

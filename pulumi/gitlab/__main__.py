@@ -9,17 +9,17 @@ config = pulumi.Config()
 # Validated before any resource exists: a bad path, project list, scope or unmasked secret stops here.
 spec = validate_section(GitLab, config.require_object("gitlab"), "gitlab")
 platform = validate_section(Platform, config.require_object("platform"), "platform")
-cluster_stack = config.get("clusterStack")
-kubeconfig = pulumi.StackReference(cluster_stack).get_output("kubeconfig") if cluster_stack else None
-
 secrets = PlatformSecrets(
     mlflow_password=config.require_secret("mlflowPassword"),
     aws_access_key_id=config.require_secret("awsAccessKeyId"),
     aws_secret_access_key=config.require_secret("awsSecretAccessKey"),
     label_studio_api_key=config.get_secret("labelStudioApiKey") if config.get("labelStudioApiKey") else None,
-    kubeconfig=kubeconfig,
     extra={v.secret_config: config.require_secret(v.secret_config) for v in spec.variables if v.secret_config},
 )
+# Read last: a StackReference is a resource, and nothing is registered before the config is whole.
+cluster_stack = config.get("clusterStack")
+if cluster_stack:
+    secrets.kubeconfig = pulumi.StackReference(cluster_stack).get_output("kubeconfig")
 team = TeamSpace(spec.group_path, spec, platform, secrets)
 
 pulumi.export("group_id", team.group.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import runpy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,13 @@ def run_program(
 
     build()
     return mocks
+
+
+def rejection(build: Callable[[dict, RecordingMocks], object], config: dict) -> tuple[str, list[Registered]]:
+    """The error a bad config raises, and what was registered before it (should be nothing)."""
+    mocks = RecordingMocks()
+    try:
+        build(config, mocks)
+    except Exception as err:  # the programs raise ValueError, ConfigError or Pulumi's ConfigMissingError
+        return str(err), mocks.resources
+    raise AssertionError(f"the config was accepted: {config}")

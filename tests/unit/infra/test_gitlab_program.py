@@ -14,7 +14,7 @@ import yaml
 
 from mlenv.config import GitLab
 from mlenv.infra.gitlab import Platform, PlatformSecrets, TeamSpace
-from tests.unit.infra.mocks import RecordingMocks, run_program
+from tests.unit.infra.mocks import RecordingMocks, rejection, run_program
 
 PLATFORM = {
     "tracking_uri": "https://mlflow.ml.example.com",
@@ -199,8 +199,6 @@ BAD = {
 @pytest.mark.parametrize("name", BAD)
 def test_bad_config_raises_before_any_resource(name: str) -> None:
     config, expected = BAD[name]
-    mocks = RecordingMocks()
-    with pytest.raises(Exception) as raised:
-        build(config, mocks)
-    assert expected in str(raised.value)
-    assert [r.typ for r in mocks.resources if r.typ.startswith("gitlab:")] == [], "a GitLab resource was registered"
+    message, registered = rejection(build, config)
+    assert expected in message
+    assert registered == [], f"registered before the config was rejected: {[r.name for r in registered]}"

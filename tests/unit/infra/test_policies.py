@@ -9,21 +9,14 @@ from typing import Any
 import pytest
 from pulumi_policy import PolicyResourceOptions, ResourceValidationArgs, ResourceValidationPolicy
 
+from policies.rules import ALL
 from policies.rules.cluster import control_plane_not_public, node_identity
 from policies.rules.gitlab import gitlab_private, gitlab_secret_variables, gitlab_token_expiry
 from policies.rules.gpu_pools import gpu_pool_autoscaling, gpu_pool_label_and_taint
 from tests.unit.infra.mocks import RecordingMocks
 from tests.unit.infra.test_cluster_program import EKS, TWO_POOLS, build
 
-PACK = [
-    gpu_pool_label_and_taint,
-    gpu_pool_autoscaling,
-    control_plane_not_public,
-    node_identity,
-    gitlab_secret_variables,
-    gitlab_private,
-    gitlab_token_expiry,
-]
+PACK = ALL
 
 GKE_GPU_POOL = {
     "autoscaling": {"totalMinNodeCount": 0.0, "totalMaxNodeCount": 4.0},
