@@ -34,6 +34,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str])
         argo_workflows_s3_access_key="AKIAEXAMPLE", argo_workflows_s3_secret_key="example-secret",
         argo_workflows_mlflow_password="example-password", argo_workflows_gpu_pools=POOLS,
         argo_workflows_mlflow_tracking_uri="https://mlflow.ml.example.com",
+        argo_workflows_ingress_host="argo.ml.example.com",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
     found: dict[str, list[dict]] = {}
@@ -156,3 +157,10 @@ def test_check_mode_against_a_missing_cluster_fails_clearly(tmp_path: Path, tool
     assert "Traceback" not in output, output[-3000:]
     assert "The Kubernetes API cannot be reached with " + str(kubeconfig) in " ".join(output.split()), output[-3000:]
     assert not (tmp_path / "out" / "install-4.1.2.yaml").exists(), "check mode downloaded or changed something"
+
+
+def test_the_optional_ingress_serves_the_ui_over_tls(rendered: dict[str, list[dict]]) -> None:
+    (ingress,) = objects(rendered, "Ingress").values()
+    assert ingress["spec"]["tls"] == [{"hosts": ["argo.ml.example.com"], "secretName": "argo-server-tls"}]
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "argo-server", "port": {"number": 2746}}

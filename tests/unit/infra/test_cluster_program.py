@@ -178,3 +178,16 @@ def test_bootstrap_namespaces_priority_quota_and_device_plugin(config: dict, plu
         assert container["image"].startswith("nvcr.io/nvidia/k8s-device-plugin:v")
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         assert container["resources"]["requests"]
+
+
+def test_ansible_and_pulumi_share_one_gpu_placement() -> None:
+    import yaml
+
+    from mlenv.infra import placement
+    from mlenv.infra.bootstrap import GPU_PRIORITY_CLASS
+    from tests.unit.infra.mocks import ROOT
+
+    ansible = yaml.safe_load((ROOT / "ansible/vars/gpu_placement.yml").read_text())
+    assert ansible["mlenv_gpu_pool_label"] == placement.POOL_LABEL
+    assert ansible["mlenv_gpu_toleration"] == placement.gpu_toleration()
+    assert ansible["mlenv_gpu_priority_class"] == GPU_PRIORITY_CLASS
