@@ -58,7 +58,13 @@ class ManifestError(ValueError):
 
 def crd_dir() -> Path | None:
     """The first folder that holds every pinned CRD with the pinned checksum."""
-    candidates = [os.environ.get("MLENV_CRD_DIR"), str(ROOT.parent / "shared" / "crds"), str(CACHE)]
+    candidates = [
+        os.environ.get("MLENV_CRD_DIR"),
+        str(ROOT.parent / "shared" / "crds"),
+        # The workplace's copy, for clones that do not sit beside it (CI clones elsewhere).
+        "/work/shared/crds",
+        str(CACHE),
+    ]
     for candidate in filter(None, candidates):
         folder = Path(candidate)
         if all((folder / name).is_file() for name in CRD_PINS):
