@@ -33,18 +33,31 @@ def host_image(tool_env) -> str:
     return ensure_image(PROJECT_ROOT)
 
 
+def galaxy_info(role: Path) -> dict:
+    return yaml.safe_load((role / "meta/main.yml").read_text())["galaxy_info"]
+
+
 def is_internal_helper(role: Path) -> bool:
-    """Helpers (pip_venv, systemd_service) are exercised through the scenarios of the roles that use them."""
-    meta = yaml.safe_load((role / "meta/main.yml").read_text())
-    return meta["galaxy_info"]["description"].startswith("Internal helper")
+    """Helpers are exercised through the roles that use them."""
+    return galaxy_info(role)["description"].startswith("Internal helper")
+
+
+def is_kubernetes_role(role: Path) -> bool:
+    """Roles that talk to a cluster: no podman host can stand in for one, so tests/k8s renders and validates
+    their manifests offline (and converges them for real where a KUBECONFIG is given)."""
+    return "kubernetes" in galaxy_info(role).get("galaxy_tags", [])
 
 
 def test_every_role_has_a_scenario():
     roles_with_scenarios = {scenario.parent.parent.name for scenario in scenarios()}
     roles = {path.name for path in ROLES_DIR.iterdir() if (path / "tasks/main.yml").is_file()}
     helpers = {name for name in roles if is_internal_helper(ROLES_DIR / name)}
-    assert helpers == {"pip_venv", "systemd_service"}
-    assert roles - helpers - roles_with_scenarios == set()
+    kubernetes = {name for name in roles - helpers if is_kubernetes_role(ROLES_DIR / name)}
+    assert helpers == {"pip_venv", "systemd_service", "k8s_reachable"}
+    assert kubernetes == {"argo_workflows", "kserve"}
+    assert roles - helpers - kubernetes - roles_with_scenarios == set()
+    for name in kubernetes:
+        assert (PROJECT_ROOT / f"tests/k8s/test_{name}_manifests.py").is_file(), f"{name} has no offline tests"
 
 
 @pytest.mark.scenario
