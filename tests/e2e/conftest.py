@@ -65,7 +65,7 @@ def kill_up_after_first_layer(env: dict[str, str]) -> str:
     return "".join(seen)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str]) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("mlenv-state")
     config = state / "mlenv.yaml"
@@ -82,7 +82,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str]) ->
     stack.mlenv("down", "--purge", stdin=f"{HOST}\n")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def container(stack: Stack):
     """The stack's host, reached straight through podman."""
     return testinfra.get_host(f"podman://{HOST}")
