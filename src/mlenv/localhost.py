@@ -93,10 +93,13 @@ class LocalHost:
         self._wait_for_boot()
         return action
 
-    def _check_published_port(self) -> None:
+    def _bindings(self, container_port: str) -> list[dict[str, str]]:
+        """How a container port is published (empty when it is not)."""
         inspected = json.loads(self._podman("container", "inspect", self.name).stdout)[0]
-        bindings = (inspected.get("HostConfig", {}).get("PortBindings") or {}).get("443/tcp") or []
-        ports = {int(binding.get("HostPort", 0)) for binding in bindings}
+        return (inspected.get("HostConfig", {}).get("PortBindings") or {}).get(container_port) or []
+
+    def _check_published_port(self) -> None:
+        ports = {int(binding.get("HostPort", 0)) for binding in self._bindings("443/tcp")}
         if self.https_port not in ports:
             raise LocalHostError(
                 f"{self.name} publishes HTTPS on {sorted(ports) or 'no port'}, not {self.https_port}: "
@@ -114,10 +117,8 @@ class LocalHost:
 
     def ssh_port(self) -> int | None:
         """The loopback port publishing the host's sshd (None for hosts made before it was published)."""
-        inspected = json.loads(self._podman("container", "inspect", self.name).stdout)[0]
-        bindings = (inspected.get("HostConfig", {}).get("PortBindings") or {}).get(SSH_PORT) or []
         published = self._podman("port", self.name, SSH_PORT, check=False).stdout.split()
-        if not bindings or not published:
+        if not self._bindings(SSH_PORT) or not published:
             return None
         return int(published[0].rsplit(":", 1)[1])
 

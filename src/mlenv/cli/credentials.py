@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import json
-
 import click
 
 from mlenv.app import Application
+from mlenv.cli.outputs import read_outputs
 
 
 @click.command()
@@ -14,10 +13,7 @@ def credentials(app: Application, show_secrets: bool) -> None:
     """Service URLs, usernames and where each secret is kept (0600 files)."""
     from rich.table import Table
 
-    outputs_file = app.state / "outputs.json"
-    if not outputs_file.is_file():
-        app.abort(f"no outputs in {app.state}: this environment was never brought up (mlenv up)", code=3)
-    outputs = json.loads(outputs_file.read_text())
+    outputs = read_outputs(app)
     secrets = app.state / "secrets"
     table = Table(title=f"mlenv credentials: {outputs['environment']}")
     for column in ("service", "URL", "username", "secret", "value" if show_secrets else "file"):

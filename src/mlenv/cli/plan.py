@@ -22,8 +22,9 @@ def plan(app: Application) -> None:
             app.warning("Pulumi preview skipped: no `pulumi` CLI (curl -fsSL https://get.pulumi.com | sh)")
         app.abort("profile cloud: the Pulumi programs are not wired into `mlenv plan` yet; see pulumi/README.md")
     host = local_host(app)
-    if config.local.target == "container" and host.state() != "running":
-        what = "create" if host.state() == "missing" else "start"
+    state = host.state() if config.local.target == "container" else "running"
+    if state != "running":
+        what = "create" if state == "missing" else "start"
         app.info(f"would {what} the local host '{host.name}', then install and configure every service")
         return
     try:

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import json
-
 import click
 
 from mlenv.app import Application
+from mlenv.cli.outputs import read_outputs
 
 
 @click.command()
@@ -15,10 +14,7 @@ def status(app: Application) -> None:
 
     from mlenv.health import check_all
 
-    outputs_file = app.state / "outputs.json"
-    if not outputs_file.is_file():
-        app.abort(f"no outputs in {app.state}: this environment was never brought up (mlenv up)", code=3)
-    outputs = json.loads(outputs_file.read_text())
+    outputs = read_outputs(app)
     # The local container publishes on loopback; its service names need no DNS.
     address = "127.0.0.1" if app.config.profile == "local" else None
     results = check_all(outputs, app.state / "secrets", address)

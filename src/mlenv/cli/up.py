@@ -46,9 +46,7 @@ def up(app: Application) -> None:
             if connection.get("ansible_connection") == "ssh":
                 app.info(f"connection: SSH on 127.0.0.1:{connection['ansible_port']}, host key pinned")
             result = converge(app, connection)
-    except EnvironmentBusy as err:
-        app.abort(str(err))
-    except (HostImageError, LocalHostError) as err:
+    except (EnvironmentBusy, HostImageError, LocalHostError) as err:
         app.abort(str(err))
     if not result.ok:
         app.abort(f"the converge failed ({result.failed} failed tasks); full log: {result.log}")
