@@ -100,6 +100,9 @@ def run_playbook(
     verbose: bool = False,
     check: bool = False,
 ) -> PlaybookResult:
+    import os
+    import sys
+
     import ansible_runner  # heavy: imported only when a playbook runs
 
     private_data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -112,7 +115,8 @@ def run_playbook(
         private_data_dir=str(private_data_dir),
         playbook=str(playbook),
         inventory=[str(path) for path in inventory] if isinstance(inventory, list) else str(inventory),
-        envvars=envvars,
+        # The venv's ansible-playbook, also when `mlenv` is started by path without activating it.
+        envvars={"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **envvars},
         extravars=extravars or {},
         cmdline=cmdline,
         quiet=not verbose,
