@@ -16,9 +16,13 @@ secrets = PlatformSecrets(
     label_studio_api_key=config.get_secret("labelStudioApiKey") if config.get("labelStudioApiKey") else None,
     extra={v.secret_config: config.require_secret(v.secret_config) for v in spec.variables if v.secret_config},
 )
-# Read last: a StackReference is a resource, and nothing is registered before the config is whole.
+# The cluster's kubeconfig: given as secret config (mlenv up passes it on), or read from the
+# cluster program's stack. Read last: a StackReference is a resource, and nothing is registered
+# before the config is whole.
 cluster_stack = config.get("clusterStack")
-if cluster_stack:
+if config.get("kubeconfig"):
+    secrets.kubeconfig = config.require_secret("kubeconfig")
+elif cluster_stack:
     secrets.kubeconfig = pulumi.StackReference(cluster_stack).get_output("kubeconfig")
 team = TeamSpace(spec.group_path, spec, platform, secrets)
 

@@ -38,6 +38,9 @@ DnsName = constrained(
 )
 GroupPath = constrained(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,254}$", "a GitLab group path: letters, digits, _ . -")
 Url = constrained(r"^https?://[^\s/]+(/\S*)?$", "an http(s):// URL")
+BackendUrl = constrained(
+    r"^(file|s3|gs|azblob|https)://\S+$", "a Pulumi backend: file://, s3://, gs://, azblob://, https://"
+)
 
 # Hints for pydantic's error types, said after its own message.
 HINTS = {
@@ -239,9 +242,31 @@ class GitLab(Strict):
         return self
 
 
+class PulumiSettings(Strict):
+    """Where the programs' stacks keep their state (one stack per program, named after the environment)."""
+
+    backend_url: BackendUrl | None = Field(
+        None,
+        description="file://, s3://, gs://, azblob:// or https:// (Pulumi Cloud); empty: PULUMI_BACKEND_URL, "
+        "else a folder in the state dir.",
+    )
+    organization: str | None = Field(None, description="Pulumi Cloud organization that owns the stacks.")
+
+
 class Cloud(Strict):
+    # The operator's inventory of the service hosts (copy inventories/sample); relative to mlenv.yaml.
+    inventory: Path
     cluster: Cluster
     gitlab: GitLab | None = None
+    pulumi: PulumiSettings = PulumiSettings()
+
+    @model_validator(mode="after")
+    def _gitlab_pool(self) -> Cloud:
+        pools = [pool.name for pool in self.cluster.gpu_pools]
+        if self.gitlab is not None and self.gitlab.gpu_pool is not None and self.gitlab.gpu_pool not in pools:
+            known = ", ".join(pools)
+            raise ValueError(f"gitlab.gpu_pool {self.gitlab.gpu_pool!r} is not one of cluster.gpu_pools ({known})")
+        return self
 
 
 class MlenvConfig(Strict):
@@ -319,9 +344,18 @@ def load(path: Path | None) -> MlenvConfig:
     if not isinstance(data, dict):
         raise ConfigError(source, ["the top level must be a mapping of keys (environment:, profile:, …)"])
     try:
-        return MlenvConfig.model_validate(data)
+        config = MlenvConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(source, [describe(error) for error in err.errors()]) from None
+    return relative_to(config, path.parent)
+
+
+def relative_to(config: MlenvConfig, folder: Path) -> MlenvConfig:
+    """Paths in mlenv.yaml are read from the file's folder, wherever mlenv runs."""
+    if config.cloud is None or config.cloud.inventory.expanduser().is_absolute():
+        return config
+    cloud = config.cloud.model_copy(update={"inventory": (folder / config.cloud.inventory).resolve()})
+    return config.model_copy(update={"cloud": cloud})
 
 
 def validate_section(model: type[ModelT], data: Any, section: str) -> ModelT:

@@ -93,6 +93,9 @@ class LocalHost:
         self._wait_for_boot()
         return action
 
+    def container_id(self) -> str:
+        return json.loads(self._podman("container", "inspect", self.name).stdout)[0]["Id"]
+
     def _bindings(self, container_port: str) -> list[dict[str, str]]:
         """How a container port is published (empty when it is not)."""
         inspected = json.loads(self._podman("container", "inspect", self.name).stdout)[0]
@@ -176,10 +179,17 @@ def ssh_connection(host: LocalHost, state: Path) -> dict[str, str] | None:
     if port is None:
         return None
     key = client_key(state / "secrets")
-    host.authorize(key.with_suffix(".pub").read_text())
-    known_hosts = state / "ssh_known_hosts"
-    known_hosts.write_text(f"[127.0.0.1]:{port} {host.host_public_key()}\n")
-    known_hosts.chmod(0o600)
+    public_key = key.with_suffix(".pub").read_text()
+    known_hosts, record = state / "ssh_known_hosts", state / "ssh_host.json"
+    # Each podman exec costs about 0.2 s: the key is authorized and the host key pinned again only
+    # when the container (recreated: new host key), its port or the controller's key changed.
+    wanted = {"container": host.container_id(), "port": port, "client_key": public_key.strip()}
+    if not known_hosts.is_file() or not record.is_file() or json.loads(record.read_text()) != wanted:
+        host.authorize(public_key)
+        known_hosts.write_text(f"[127.0.0.1]:{port} {host.host_public_key()}\n")
+        known_hosts.chmod(0o600)
+        record.write_text(json.dumps(wanted))
+        record.chmod(0o600)
     return {
         "ansible_connection": "ssh",
         "ansible_host": "127.0.0.1",

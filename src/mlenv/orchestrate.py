@@ -36,13 +36,25 @@ def connection_for(app: Application, host: Any) -> dict[str, str]:
     return connection
 
 
-def converge(app: Application, connection: dict[str, str], *, check: bool = False) -> PlaybookResult:
+def local_inventory(app: Application, connection: dict[str, str]) -> list[Path]:
+    """inventories/local, with the one host's connection in a file of its own: extra vars would
+    also redirect the tasks delegated to the controller."""
+    from mlenv.paths import project_root
+
+    hosts = {"all": {"hosts": {LOCAL_INVENTORY_HOST: connection}}}
+    return [project_root() / "inventories/local/hosts.yml", write_inventory(app.state / "connection.yml", hosts)]
+
+
+def converge(
+    app: Application, inventory: list[Path], *, extravars: dict[str, Any] | None = None, check: bool = False
+) -> PlaybookResult:
+    """site.yml on the given inventory, one progress line per layer (play)."""
     from mlenv.hostimage import containers_conf
     from mlenv.paths import project_root
 
     root = project_root()
     config: MlenvConfig = app.config
-    public_port = 443 if config.local.target == "this-host" else config.tls.https_port
+    public_port = config.tls.https_port if config.profile == "local" and config.local.target == "container" else 443
 
     def layer_done(layer: LayerProgress) -> None:
         mark = "[red]✘[/red]" if layer.failed else "[green]✔[/green]"
@@ -57,9 +69,7 @@ def converge(app: Application, connection: dict[str, str], *, check: bool = Fals
 
         return run_playbook(
             root / "ansible/playbooks/site.yml",
-            # Connection settings go to the one host, not to extra vars: those would also
-            # redirect the tasks delegated to the controller.
-            inventory=[root / "inventories/local/hosts.yml", write_connection_inventory(app.state, connection)],
+            inventory=inventory,
             private_data_dir=app.state / "ansible-runner",
             envvars={
                 "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
@@ -69,15 +79,19 @@ def converge(app: Application, connection: dict[str, str], *, check: bool = Fals
                 "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", str(containers_conf(root))),
                 **strategy_env(),
             },
-            extravars={**config.ansible_vars(), "mlenv_public_https_port": public_port},
+            extravars={
+                **config.ansible_vars(),
+                "mlenv_public_https_port": public_port,
+                "mlenv_secrets_dir": str(app.state / "secrets"),
+                **(extravars or {}),
+            },
             tracker=ProgressTracker(layer_done, on_task),
             verbose=app.verbose,
             check=check,
         )
 
 
-def write_connection_inventory(state: Path, connection: dict[str, str]) -> Path:
-    path = state / "connection.yml"
-    path.write_text(yaml.safe_dump({"all": {"hosts": {LOCAL_INVENTORY_HOST: connection}}}))
+def write_inventory(path: Path, inventory: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(inventory))
     path.chmod(0o600)
     return path

@@ -37,6 +37,7 @@ def run(config: MlenvConfig, *, host_exists: bool, port_owned: bool) -> list[Fin
             findings.append(port_free(config.tls.https_port))
     findings.append(tool("ssh-keygen", "apt-get install openssh-client"))
     if config.profile == "cloud" and config.cloud is not None:
+        findings.append(inventory_present(config.cloud.inventory))
         findings.append(tool("pulumi", "curl -fsSL https://get.pulumi.com | sh (then restart the shell)"))
         findings.append(cloud_credentials(config.cloud.cluster.provider))
         if config.cloud.gitlab is not None:
@@ -97,3 +98,14 @@ def cloud_credentials(provider: str) -> Finding:
 
 def env_present(name: str, fix: str) -> Finding:
     return Finding(name, bool(os.environ.get(name)), "set" if os.environ.get(name) else "not set", fix)
+
+
+def inventory_present(inventory: Path) -> Finding:
+    """The operator's inventory of the service hosts (a hosts file, or a folder holding one)."""
+    hosts = inventory if inventory.is_file() else inventory / "hosts.yml"
+    return Finding(
+        "inventory",
+        hosts.is_file(),
+        str(hosts),
+        f"cp -r inventories/sample {inventory} and list your hosts (cloud.inventory in mlenv.yaml)",
+    )

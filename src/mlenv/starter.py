@@ -37,6 +37,11 @@ local:
 
 CLOUD = """
 cloud:
+  # Your inventory of the service hosts (cp -r inventories/sample inventories/{environment}); relative to this file.
+  inventory: inventories/{environment}
+  # pulumi:
+  #   backend_url: s3://my-bucket/pulumi   # where stack state lives; left out: PULUMI_BACKEND_URL, else the state dir
+  #   organization: my-org                 # Pulumi Cloud only
   cluster:
     provider: gke         # gke | eks
     region: europe-west4
@@ -59,4 +64,4 @@ cloud:
 
 def starter(profile: str, environment: str) -> str:
     text = LOCAL.format(profile=profile, environment=environment)
-    return text + CLOUD if profile == "cloud" else text
+    return text + CLOUD.format(environment=environment) if profile == "cloud" else text

@@ -142,3 +142,52 @@ def test_cloud_profile_without_tools_fails_preflight_before_any_change(run, tmp_
     assert "error: preflight: GCP credentials: none → gcloud auth application-default login" in result.output
     assert result.output.rstrip().endswith("preflight check(s) failed; nothing was changed")
     assert not (run.state / "outputs.json").exists()
+
+
+def test_cloud_preflight_names_a_missing_inventory(run, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert run("init", "--profile", "cloud", "--environment", "team-a").exit_code == 0
+    result = run("up")
+    assert (
+        f"error: preflight: inventory: {tmp_path}/inventories/team-a/hosts.yml → cp -r inventories/sample "
+        f"{tmp_path}/inventories/team-a and list your hosts (cloud.inventory in mlenv.yaml)"
+    ) in result.output
+    (tmp_path / "inventories/team-a").mkdir(parents=True)
+    (tmp_path / "inventories/team-a/hosts.yml").write_text("all: {}\n")
+    assert "preflight: inventory" not in run("up").output
+
+
+def test_cloud_plan_without_the_pulumi_cli_says_how_to_get_it(run, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert run("init", "--profile", "cloud").exit_code == 0
+    result = run("plan")
+    assert result.exit_code == 1
+    assert result.output == (
+        "environment local, profile cloud: configuration valid\n"
+        "error: Pulumi preview needs the `pulumi` CLI: curl -fsSL https://get.pulumi.com | sh\n"
+    )
+
+
+def test_cloud_down_destroys_only_with_purge_and_the_typed_name(run) -> None:
+    assert run("init", "--profile", "cloud", "--environment", "team-a").exit_code == 0
+    result = run("down")
+    assert result.exit_code == 1
+    assert "`mlenv down --purge` destroys the GPU cluster and the GitLab space" in result.output
+    result = run("down", "--purge", stdin="team-b\n")
+    assert result.exit_code == 1
+    assert result.output.endswith("error: not confirmed; nothing removed\n")
+
+
+def test_credentials_list_the_cloud_layers_secrets_once_they_exist(run) -> None:
+    from mlenv.cloud import keep_cluster_outputs, keep_gitlab_outputs
+
+    write_outputs(run.state, 8443)
+    assert "kubeconfig" not in run("credentials").output
+    keep_cluster_outputs(run.state, {"kubeconfig": "apiVersion: v1\n", "cluster_name": "c", "gpu_pools": []})
+    keep_gitlab_outputs(run.state, {"trigger_token": "glptt-1", "deploy_token": "gldt-2", "runner_configs": {"g": "x"}})
+    hidden = run("credentials").output
+    for relative in ("kubeconfig", "gitlab/trigger_token", "gitlab/deploy_token", "gitlab/runner-g.toml"):
+        assert str(run.state / "secrets" / relative) in hidden
+    assert "glptt-1" not in hidden
+    assert "glptt-1" in run("credentials", "--show-secrets").output

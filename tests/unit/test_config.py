@@ -11,7 +11,8 @@ from mlenv.starter import starter
 
 POOL = "{name: t4, machine_type: n1-standard-8, accelerator: nvidia-tesla-t4, max_nodes: 2}"
 CLOUD = (
-    "profile: cloud\ncloud:\n  cluster:\n    provider: gke\n    region: europe-west4\n    project: p\n"
+    "profile: cloud\ncloud:\n  inventory: inventories/team\n"
+    "  cluster:\n    provider: gke\n    region: europe-west4\n    project: p\n"
     f"    gpu_pools: [{POOL}]\n"
 )
 
@@ -86,6 +87,18 @@ BAD = {
         "object_store:\n  buckets: [mlflow, datasets]\n",
         "(top level): Label Studio needs the bucket 'label-studio' in `object_store.buckets`",
     ),
+    "cloud without an inventory": (
+        CLOUD.replace("  inventory: inventories/team\n", ""),
+        "cloud.inventory: Field required (add it (mlenv init writes a commented example))",
+    ),
+    "GitLab runner on an unknown pool": (
+        CLOUD + "  gitlab: {group_path: ml-team, gpu_pool: a100}\n",
+        "cloud: gitlab.gpu_pool 'a100' is not one of cluster.gpu_pools (t4)",
+    ),
+    "Pulumi backend that is not a URL": (
+        CLOUD + "  pulumi: {backend_url: /var/pulumi}\n",
+        "cloud.pulumi.backend_url: '/var/pulumi' is not a Pulumi backend: file://, s3://, gs://, azblob://, https://",
+    ),
     "not a mapping": ("- a\n", "the top level must be a mapping of keys (environment:, profile:, …)"),
     "broken YAML": (
         "tls: [\n",
@@ -154,3 +167,14 @@ def test_choices_reach_the_ansible_variables(tmp_path: Path) -> None:
     assert found["object_store_external_endpoint"] == "https://s3.example.com"
     assert (found["proxy_tls_mode"], found["proxy_tls_cert_file"]) == ("provided", str(cert))
     assert found["mlenv_domain"] == "ml.example.com"
+
+
+def test_the_cloud_inventory_is_read_from_the_config_files_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "team"
+    folder.mkdir()
+    (folder / "mlenv.yaml").write_text(CLOUD)
+    config = load(folder / "mlenv.yaml")
+    assert config.cloud is not None and config.cloud.inventory == folder / "inventories/team"
+    absolute = CLOUD.replace("inventories/team", "/srv/inventory")
+    (folder / "mlenv.yaml").write_text(absolute)
+    assert load(folder / "mlenv.yaml").cloud.inventory == Path("/srv/inventory")  # type: ignore[union-attr]

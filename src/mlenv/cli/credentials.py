@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from mlenv.app import Application
 from mlenv.cli.outputs import read_outputs
+
+CLOUD_SECRETS = [
+    ("cluster", "kubeconfig", "kubeconfig"),
+    ("gitlab", "pipeline trigger token", "gitlab/trigger_token"),
+    ("gitlab", "registry deploy token", "gitlab/deploy_token"),
+]
 
 
 @click.command()
@@ -18,11 +26,20 @@ def credentials(app: Application, show_secrets: bool) -> None:
     table = Table(title=f"mlenv credentials: {outputs['environment']}")
     for column in ("service", "URL", "username", "secret", "value" if show_secrets else "file"):
         table.add_column(column)
+
+    def add(service: str, url: str, username: str, kind: str, path: Path) -> None:
+        shown = (path.read_text().strip() if path.is_file() else "(missing)") if show_secrets else str(path)
+        table.add_row(service, url, username, kind, shown)
+
     for service, account in outputs.get("accounts", {}).items():
         for kind, relative in account["secrets"].items():
-            path = secrets / relative
-            shown = (path.read_text().strip() if path.is_file() else "(missing)") if show_secrets else str(path)
-            table.add_row(service, outputs["urls"].get(service, ""), account["username"], kind, shown)
+            add(service, outputs["urls"].get(service, ""), account["username"], kind, secrets / relative)
+    # The cloud profile's: what the cluster and GitLab programs returned (shown only when they exist).
+    for service, kind, relative in CLOUD_SECRETS:
+        if (secrets / relative).is_file():
+            add(service, "", "", kind, secrets / relative)
+    for runner in sorted((secrets / "gitlab").glob("runner-*.toml")):
+        add("gitlab", "", "", f"{runner.stem} config.toml", runner)
     app.console.print(table)
     if outputs.get("ca_certificate"):
         app.info(f"CA certificate to trust: {outputs['ca_certificate']}")

@@ -9,11 +9,14 @@ from mlenv.app import Application
 @click.option("--purge", is_flag=True, help="Also remove the local host and its data (asks to type its name).")
 @click.pass_obj
 def down(app: Application, purge: bool) -> None:
-    """Stop the local ML environment; data is kept unless --purge."""
+    """Stop the local ML environment; data is kept unless --purge (cloud: --purge destroys the stacks)."""
     from mlenv.localhost import LocalHostError
     from mlenv.lock import EnvironmentBusy, environment_lock
     from mlenv.orchestrate import local_host
 
+    if app.config.profile == "cloud":
+        down_cloud(app, purge)
+        return
     if app.config.local.target == "this-host":
         app.abort("local.target is this-host: stop the services with systemctl; mlenv removes nothing on this machine")
     host = local_host(app)
@@ -31,3 +34,28 @@ def down(app: Application, purge: bool) -> None:
     except (EnvironmentBusy, LocalHostError) as err:
         app.abort(str(err))
     app.success(f"{host.name} stopped (data kept)" if stopped else f"{host.name} was not running")
+
+
+def down_cloud(app: Application, purge: bool) -> None:
+    """The services on the operator's hosts are theirs to stop; --purge destroys what Pulumi made."""
+    from mlenv import cloud
+    from mlenv.lock import EnvironmentBusy, environment_lock
+
+    environment = app.config.environment
+    if not purge:
+        app.abort(
+            "profile cloud: the services run on your inventory's hosts (stop them with systemctl there); "
+            "`mlenv down --purge` destroys the GPU cluster and the GitLab space"
+        )
+    answer = click.prompt(
+        f"This destroys the GPU cluster and the GitLab group of '{environment}'. Type '{environment}' to confirm",
+        default="",
+    )
+    if answer != environment:
+        app.abort("not confirmed; nothing removed")
+    try:
+        with environment_lock(app.state, "down"):
+            cloud.destroy(app)
+    except EnvironmentBusy as err:
+        app.abort(str(err))
+    app.success(f"{environment}: cluster and GitLab space destroyed; the hosts' data and the secrets are kept")

@@ -9,18 +9,15 @@ from mlenv.app import Application
 @click.pass_obj
 def plan(app: Application) -> None:
     """What `mlenv up` would change (Ansible check mode; Pulumi preview for the cloud profile)."""
-    import shutil
-
     from mlenv.localhost import LocalHostError
     from mlenv.lock import EnvironmentBusy, environment_lock
-    from mlenv.orchestrate import connection_for, converge, local_host
+    from mlenv.orchestrate import connection_for, converge, local_host, local_inventory
 
     config = app.config
     app.info(f"environment {config.environment}, profile {config.profile}: configuration valid")
     if config.profile == "cloud":
-        if shutil.which("pulumi") is None:
-            app.warning("Pulumi preview skipped: no `pulumi` CLI (curl -fsSL https://get.pulumi.com | sh)")
-        app.abort("profile cloud: the Pulumi programs are not wired into `mlenv plan` yet; see pulumi/README.md")
+        plan_cloud(app)
+        return
     host = local_host(app)
     state = host.state() if config.local.target == "container" else "running"
     if state != "running":
@@ -29,7 +26,7 @@ def plan(app: Application) -> None:
         return
     try:
         with environment_lock(app.state, "plan"):
-            result = converge(app, connection_for(app, host), check=True)
+            result = converge(app, local_inventory(app, connection_for(app, host)), check=True)
     except (EnvironmentBusy, LocalHostError) as err:
         app.abort(str(err))
     if not result.ok:
@@ -38,3 +35,20 @@ def plan(app: Application) -> None:
         app.info(f"{result.changed} change(s) would be made; full diff: {result.log}")
     else:
         app.success("nothing would change")
+
+
+def plan_cloud(app: Application) -> None:
+    """Pulumi previews (with the policy pack) of the programs whose inputs exist; the services'
+    check mode needs the cluster, so it waits for the first `mlenv up`."""
+    import shutil
+
+    from mlenv import cloud
+    from mlenv.lock import EnvironmentBusy, environment_lock
+
+    if shutil.which("pulumi") is None:
+        app.abort("Pulumi preview needs the `pulumi` CLI: curl -fsSL https://get.pulumi.com | sh")
+    try:
+        with environment_lock(app.state, "plan"):
+            cloud.preview(app)
+    except EnvironmentBusy as err:
+        app.abort(str(err))

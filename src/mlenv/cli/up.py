@@ -3,11 +3,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mlenv.app import Application
+
+if TYPE_CHECKING:
+    from mlenv.runners.ansible import PlaybookResult
 
 SERVICES = {"mlflow": "MLflow", "labels": "Label Studio", "s3": "S3 object store"}
 
@@ -19,13 +22,23 @@ def up(app: Application) -> None:
     from mlenv.hostimage import HostImageError
     from mlenv.localhost import LocalHostError, pid1_is_systemd
     from mlenv.lock import EnvironmentBusy, environment_lock
-    from mlenv.orchestrate import connection_for, converge, local_host
+    from mlenv.orchestrate import connection_for, converge, local_host, local_inventory
 
     config = app.config
-    if config.profile == "cloud":
-        run_preflight(app, host_exists=False, port_owned=False)
-        app.abort("profile cloud: the Pulumi programs are not wired into `mlenv up` yet; see pulumi/README.md")
     started = time.monotonic()
+    if config.profile == "cloud":
+        from mlenv import cloud
+
+        run_preflight(app, host_exists=False, port_owned=False)
+        try:
+            with environment_lock(app.state, "up"):
+                (app.state / "secrets").mkdir(parents=True, exist_ok=True, mode=0o700)
+                app.info(f"target: the hosts of {config.cloud.inventory} and a {config.cloud.cluster.provider} cluster")
+                result = cloud.up(app)
+        except EnvironmentBusy as err:
+            app.abort(str(err))
+        finish(app, result, started)
+        return
     try:
         with environment_lock(app.state, "up"):
             (app.state / "secrets").mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -45,9 +58,13 @@ def up(app: Application) -> None:
             connection = connection_for(app, host)
             if connection.get("ansible_connection") == "ssh":
                 app.info(f"connection: SSH on 127.0.0.1:{connection['ansible_port']}, host key pinned")
-            result = converge(app, connection)
+            result = converge(app, local_inventory(app, connection))
     except (EnvironmentBusy, HostImageError, LocalHostError) as err:
         app.abort(str(err))
+    finish(app, result, started)
+
+
+def finish(app: Application, result: PlaybookResult, started: float) -> None:
     if not result.ok:
         app.abort(f"the converge failed ({result.failed} failed tasks); full log: {result.log}")
     app.success(f"converged in {time.monotonic() - started:.0f}s, {result.changed} changes; log: {result.log}")
@@ -76,5 +93,19 @@ def show_summary(app: Application, outputs: dict[str, Any], state: Path) -> None
     app.console.print(table)
     if outputs.get("ca_certificate"):
         app.info(f"trust this CA in clients: {outputs['ca_certificate']}")
+    cluster, gitlab = state / "cluster.json", state / "gitlab.json"
+    if cluster.is_file():
+        found = json.loads(cluster.read_text())
+        pools = ", ".join(pool["name"] for pool in found.get("gpu_pools", []))
+        app.info(
+            f"cluster {found['cluster_name']} ({found['region']}, GPU pools: {pools}): KUBECONFIG="
+            + str(state / "secrets" / "kubeconfig")
+        )
+    if gitlab.is_file():
+        found = json.loads(gitlab.read_text())
+        app.info(
+            f"GitLab group {found['group_path']}: {', '.join(found['projects'].values())}; "
+            f"trigger token and runner configs in {state / 'secrets' / 'gitlab'}"
+        )
     app.info(f"credentials: `mlenv credentials` (0600 files in {state / 'secrets'})")
     app.info(f"outputs for other tools: {state / 'outputs.json'}")

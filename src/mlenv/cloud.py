@@ -1,0 +1,234 @@
+"""The cloud profile's layers and what passes between them (DESIGN.md, "The flow").
+
+cluster program → kubeconfig (0600) + pools → site.yml on the operator's inventory with the
+Kubernetes play → outputs.json + secret files → GitLab program. Each step's inputs are built by
+a plain function here, so the hand-over is tested without a cloud; the runs themselves go
+through the Automation API (runners/pulumi.py) and ansible-runner (runners/ansible.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from mlenv.config import MlenvConfig
+from mlenv.runners.pulumi import ProgramRun, PulumiRunError, PulumiWorkspace, StackValue
+
+if TYPE_CHECKING:
+    from mlenv.app import Application
+    from mlenv.runners.ansible import PlaybookResult
+
+T = TypeVar("T")
+
+CLUSTER = "cluster"
+GITLAB = "gitlab"
+KUBECONFIG_FILE = "kubeconfig"
+CLUSTER_OUTPUTS = "cluster.json"
+GITLAB_OUTPUTS = "gitlab.json"
+
+
+def write_private(path: Path, text: str) -> Path:
+    """A file only its owner reads (created so, never widened for a moment)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    path.chmod(0o600)
+    return path
+
+
+def cluster_stack_config(config: MlenvConfig) -> dict[str, StackValue]:
+    assert config.cloud is not None
+    return {
+        "environment": StackValue(config.environment),
+        "cluster": StackValue(config.cloud.cluster.model_dump_json()),
+    }
+
+
+def keep_cluster_outputs(state: Path, outputs: dict[str, Any]) -> Path:
+    """The kubeconfig into a 0600 file among the secrets; the rest (no secrets) beside outputs.json."""
+    kubeconfig = write_private(state / "secrets" / KUBECONFIG_FILE, outputs["kubeconfig"])
+    public = {key: value for key, value in outputs.items() if key != "kubeconfig"}
+    write_private(state / CLUSTER_OUTPUTS, json.dumps(public, indent=2) + "\n")
+    return kubeconfig
+
+
+def kubernetes_vars(config: MlenvConfig, state: Path, cluster_outputs: dict[str, Any]) -> dict[str, Any]:
+    """Facts of the cluster the program made (extra vars: they win over the inventory)."""
+    assert config.cloud is not None
+    kubeconfig = str(state / "secrets" / KUBECONFIG_FILE)
+    gpus = {pool.name: pool.accelerator_count for pool in config.cloud.cluster.gpu_pools}
+    pools = [pool["name"] for pool in cluster_outputs["gpu_pools"]]
+    return {
+        "mlenv_kubernetes": True,
+        "argo_workflows_kubeconfig": kubeconfig,
+        "kserve_kubeconfig": kubeconfig,
+        "argo_workflows_gpu_pools": [{"name": name, "gpus": gpus.get(name, 1)} for name in pools],
+        "kserve_gpu_pools": [{"name": name} for name in pools],
+    }
+
+
+def platform_defaults(config: MlenvConfig, state: Path) -> dict[str, Any]:
+    """Where pods reach the platform: through its TLS proxy by the public names. Defaults only
+    (an inventory file's `all` vars): the operator's group_vars may point elsewhere."""
+    found: dict[str, Any] = {
+        "argo_workflows_s3_endpoint": f"s3.{config.tls.domain}:443",
+        "kserve_s3_endpoint": f"s3.{config.tls.domain}:443",
+        "argo_workflows_mlflow_tracking_uri": f"https://mlflow.{config.tls.domain}",
+    }
+    if config.tls.certificate is None:
+        # mlenv's own CA signed the proxy's certificate: the pods must trust it too.
+        ca = str(state / "secrets" / "ca" / "ca.crt")
+        found.update(argo_workflows_s3_ca_file=ca, kserve_s3_ca_file=ca)
+    return found
+
+
+def gitlab_stack_config(config: MlenvConfig, outputs: dict[str, Any], secrets: Path) -> dict[str, StackValue]:
+    """The GitLab program's config: the team space, the platform's public settings (outputs.json)
+    and the secrets it turns into masked variables, read from their 0600 files."""
+    assert config.cloud is not None and config.cloud.gitlab is not None
+    urls, accounts = outputs["urls"], outputs["accounts"]
+
+    def secret(relative: str) -> StackValue:
+        return StackValue((secrets / relative).read_text().strip(), secret=True)
+
+    platform = {
+        "tracking_uri": urls["mlflow"],
+        "s3_endpoint": urls["s3"],
+        "dataset_bucket": "datasets",
+        "mlflow_username": accounts["mlflow"]["username"],
+    }
+    found = {
+        "gitlab": StackValue(config.cloud.gitlab.model_dump_json()),
+        "mlflowPassword": secret(accounts["mlflow"]["secrets"]["password"]),
+        # CI gets the workflows' object-store identity, not the administrator's.
+        "awsAccessKeyId": secret("object_store/argo.access_key"),
+        "awsSecretAccessKey": secret("object_store/argo.secret_key"),
+    }
+    if "labels" in urls and "labels" in accounts:
+        platform["label_studio_url"] = urls["labels"]
+        found["labelStudioApiKey"] = secret(accounts["labels"]["secrets"]["api_token"])
+    found["platform"] = StackValue(json.dumps(platform))
+    kubeconfig = secrets / KUBECONFIG_FILE
+    if kubeconfig.is_file():
+        found["kubeconfig"] = StackValue(kubeconfig.read_text(), secret=True)
+    return found
+
+
+def keep_gitlab_outputs(state: Path, outputs: dict[str, Any]) -> dict[str, Any]:
+    """Tokens and runner configs into 0600 files under secrets/gitlab; the rest beside outputs.json."""
+    secrets = state / "secrets" / "gitlab"
+    write_private(secrets / "trigger_token", str(outputs["trigger_token"]))
+    write_private(secrets / "deploy_token", str(outputs["deploy_token"]))
+    for runner, toml in dict(outputs.get("runner_configs") or {}).items():
+        write_private(secrets / f"runner-{runner}.toml", str(toml))
+    public = {key: outputs[key] for key in ("group_id", "group_path", "projects") if key in outputs}
+    write_private(state / GITLAB_OUTPUTS, json.dumps(public, indent=2) + "\n")
+    return public
+
+
+# The flow, as `mlenv up`, `plan` and `down --purge` run it.
+
+
+def workspace(app: Application) -> PulumiWorkspace:
+    from mlenv.paths import project_root
+
+    settings = app.config.cloud.pulumi if app.config.cloud else None
+    return PulumiWorkspace(
+        project_root(),
+        app.state,
+        backend_url=settings.backend_url if settings else None,
+        organization=settings.organization if settings else None,
+    )
+
+
+def program(app: Application, name: str) -> ProgramRun:
+    return ProgramRun(workspace(app), name, app.config.environment, app.state / "logs" / f"pulumi-{name}.log")
+
+
+def run_layer(app: Application, title: str, action: Callable[[Callable[[str], None]], T]) -> T:
+    """One progress line for a Pulumi layer, with a spinner naming the resource in flight."""
+    started = time.monotonic()
+    with app.status(f"{title} …") as spinner:
+
+        def on_resource(text: str) -> None:
+            if spinner is not None:
+                spinner.update(f"{title}: {text}")  # type: ignore[attr-defined]
+
+        try:
+            result = action(on_resource)
+        except PulumiRunError as err:
+            app.info(f"[red]✘[/red] {title:<40} {time.monotonic() - started:6.1f}s")
+            app.abort(str(err))
+    changed = result[1].changed if isinstance(result, tuple) else 0
+    app.info(f"[green]✔[/green] {title:<40} {time.monotonic() - started:6.1f}s  changed={changed}")
+    return result
+
+
+def up(app: Application) -> PlaybookResult:
+    """cluster → Ansible (services + Kubernetes platform) → GitLab; every output kept in the state dir."""
+    from mlenv.orchestrate import converge, write_inventory
+
+    config = app.config
+    assert config.cloud is not None
+    echo = app.info if app.verbose else None
+    cluster_outputs, _ = run_layer(
+        app,
+        f"GPU cluster ({config.cloud.cluster.provider}, pulumi/cluster)",
+        lambda on: program(app, CLUSTER).up(cluster_stack_config(config), on, echo=echo),
+    )
+    keep_cluster_outputs(app.state, cluster_outputs)
+    defaults = {"all": {"vars": platform_defaults(config, app.state)}}
+    inventory = [config.cloud.inventory, write_inventory(app.state / "cloud-defaults.yml", defaults)]
+    result = converge(app, inventory, extravars=kubernetes_vars(config, app.state, cluster_outputs))
+    if not result.ok:
+        app.abort(f"the converge failed ({result.failed} failed tasks); full log: {result.log}")
+    if config.cloud.gitlab is not None:
+        outputs = json.loads((app.state / "outputs.json").read_text())
+        gitlab_outputs, _ = run_layer(
+            app,
+            f"GitLab space ({config.cloud.gitlab.group_path}, pulumi/gitlab)",
+            lambda on: program(app, GITLAB).up(
+                gitlab_stack_config(config, outputs, app.state / "secrets"), on, echo=echo
+            ),
+        )
+        keep_gitlab_outputs(app.state, gitlab_outputs)
+    return result
+
+
+def preview(app: Application) -> None:
+    """What `up` would change in the cloud: each program's preview whose inputs exist yet."""
+    config = app.config
+    assert config.cloud is not None
+    summary = run_layer(
+        app, "GPU cluster: preview", lambda on: program(app, CLUSTER).preview(cluster_stack_config(config), on)
+    )
+    app.info(f"pulumi/cluster would: {describe_changes(summary)}")
+    outputs = app.state / "outputs.json"
+    if config.cloud.gitlab is None:
+        return
+    if not outputs.is_file():
+        app.info("pulumi/gitlab: previewed after the first `mlenv up` (it needs the services' outputs)")
+        return
+    stack_config = gitlab_stack_config(config, json.loads(outputs.read_text()), app.state / "secrets")
+    summary = run_layer(app, "GitLab space: preview", lambda on: program(app, GITLAB).preview(stack_config, on))
+    app.info(f"pulumi/gitlab would: {describe_changes(summary)}")
+
+
+def destroy(app: Application) -> None:
+    """GitLab space first (it holds the cluster's kubeconfig), then the cluster."""
+    config = app.config
+    assert config.cloud is not None
+    if config.cloud.gitlab is not None:
+        run_layer(app, "GitLab space: destroy", lambda on: program(app, GITLAB).destroy(on))
+    run_layer(app, "GPU cluster: destroy", lambda on: program(app, CLUSTER).destroy(on))
+    (app.state / "secrets" / KUBECONFIG_FILE).unlink(missing_ok=True)
+
+
+def describe_changes(summary: dict[str, int]) -> str:
+    changes = {op: count for op, count in summary.items() if op not in {"same", "read"} and count}
+    return ", ".join(f"{op} {count}" for op, count in sorted(changes.items())) or "nothing to change"

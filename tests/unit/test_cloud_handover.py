@@ -1,0 +1,241 @@
+"""The cloud profile's hand-over between layers (DESIGN.md, "The flow"), without a cloud.
+
+What mlenv passes to each Pulumi program is fed to the real program under Pulumi's mocks; what the
+programs return is kept in the state dir with the modes the secrets need; the flow's order and
+what each layer gets from the one before are checked with the runs replaced by recorders.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlenv import cloud
+from mlenv.config import MlenvConfig
+from mlenv.runners.pulumi import PulumiWorkspace, StackProgress, StackValue
+from tests.unit.infra.mocks import run_program
+
+POOLS = [
+    {"name": "t4", "machine_type": "n1-standard-8", "accelerator": "nvidia-tesla-t4", "max_nodes": 2},
+    {"name": "l4", "machine_type": "g2-standard-24", "accelerator": "nvidia-l4", "accelerator_count": 2,
+     "max_nodes": 1},
+]  # fmt: skip
+SECRET_FILES = {
+    "mlflow/admin_password": "pw-mlflow",
+    "object_store/argo.access_key": "ARGOKEY",
+    "object_store/argo.secret_key": "argo-secret",
+    "label_studio/api_token": "ls-token",
+}
+
+
+def cloud_config(tmp_path: Path, **tls: Any) -> MlenvConfig:
+    return MlenvConfig.model_validate(
+        {
+            "environment": "team-a",
+            "profile": "cloud",
+            "tls": {"domain": "ml.example.com", **tls},
+            "cloud": {
+                "inventory": str(tmp_path / "inventory"),
+                "cluster": {"provider": "gke", "region": "europe-west4", "project": "p", "gpu_pools": POOLS},
+                "gitlab": {"group_path": "team-a", "gpu_pool": "t4"},
+            },
+        }
+    )
+
+
+def outputs_json(state: Path, *, label_studio: bool = True) -> dict[str, Any]:
+    """outputs.json as site.yml's Outputs play writes it, with the secret files it names."""
+    for relative, value in SECRET_FILES.items():
+        (state / "secrets" / relative).parent.mkdir(parents=True, exist_ok=True)
+        (state / "secrets" / relative).write_text(value + "\n")
+    urls = {"mlflow": "https://mlflow.ml.example.com", "s3": "https://s3.ml.example.com"}
+    accounts: dict[str, Any] = {"mlflow": {"username": "admin", "secrets": {"password": "mlflow/admin_password"}}}
+    if label_studio:
+        urls["labels"] = "https://labels.ml.example.com"
+        accounts["labels"] = {
+            "username": "admin@mlenv.local",
+            "secrets": {"password": "label_studio/admin_password", "api_token": "label_studio/api_token"},
+        }
+    found = {"environment": "team-a", "urls": urls, "accounts": accounts, "region": "us-east-1"}
+    (state / "outputs.json").write_text(json.dumps(found))
+    return found
+
+
+def plain(config: dict[str, StackValue]) -> dict[str, str]:
+    return {key: value.value for key, value in config.items()}
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_cluster_program_builds_what_mlenv_yaml_asks_for(tmp_path: Path) -> None:
+    config = cloud_config(tmp_path)
+    mocks = run_program("cluster", "mlenv-cluster", plain(cloud.cluster_stack_config(config)))
+    pools = {pool.name: pool.inputs for pool in mocks.of_type("gcp:container/nodePool:NodePool")}
+    assert set(pools) == {"team-a-gpu-t4", "team-a-gpu-l4", "team-a-system"}
+    l4 = pools["team-a-gpu-l4"]["nodeConfig"]
+    assert l4["labels"]["mlenv.io/pool"] == "l4"
+    assert l4["guestAccelerators"][0]["count"] == 2
+    assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"} in l4["taints"]
+
+
+def test_cluster_outputs_are_kept_with_the_kubeconfig_private(tmp_path: Path) -> None:
+    outputs = {"kubeconfig": "apiVersion: v1\nkind: Config\n", "cluster_name": "team-a", "region": "europe-west4",
+               "gpu_pools": [{"name": "t4"}, {"name": "l4"}]}  # fmt: skip
+    kubeconfig = cloud.keep_cluster_outputs(tmp_path, outputs)
+    assert kubeconfig.read_text() == outputs["kubeconfig"] and mode(kubeconfig) == 0o600
+    kept = json.loads((tmp_path / cloud.CLUSTER_OUTPUTS).read_text())
+    assert "kubeconfig" not in kept and kept["cluster_name"] == "team-a"
+    assert mode(tmp_path / "secrets") == 0o700
+
+
+def test_the_kubernetes_play_gets_the_cluster_and_its_pools(tmp_path: Path) -> None:
+    config = cloud_config(tmp_path)
+    found = cloud.kubernetes_vars(config, tmp_path, {"gpu_pools": [{"name": "t4"}, {"name": "l4"}]})
+    assert found["mlenv_kubernetes"] is True
+    assert found["argo_workflows_kubeconfig"] == found["kserve_kubeconfig"] == str(tmp_path / "secrets/kubeconfig")
+    assert found["argo_workflows_gpu_pools"] == [{"name": "t4", "gpus": 1}, {"name": "l4", "gpus": 2}]
+    assert found["kserve_gpu_pools"] == [{"name": "t4"}, {"name": "l4"}]
+
+
+def test_pods_reach_the_platform_by_its_public_names_trusting_its_ca(tmp_path: Path) -> None:
+    generated = cloud.platform_defaults(cloud_config(tmp_path), tmp_path)
+    assert generated["argo_workflows_s3_endpoint"] == generated["kserve_s3_endpoint"] == "s3.ml.example.com:443"
+    assert generated["argo_workflows_mlflow_tracking_uri"] == "https://mlflow.ml.example.com"
+    assert generated["argo_workflows_s3_ca_file"] == str(tmp_path / "secrets/ca/ca.crt")
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("x")
+    key.write_text("x")
+    provided = cloud.platform_defaults(cloud_config(tmp_path, certificate=str(cert), key=str(key)), tmp_path)
+    assert "argo_workflows_s3_ca_file" not in provided and "kserve_s3_ca_file" not in provided
+
+
+@pytest.mark.parametrize("label_studio", [True, False])
+def test_the_gitlab_program_gets_the_services_and_their_secrets(tmp_path: Path, label_studio: bool) -> None:
+    config = cloud_config(tmp_path)
+    outputs = outputs_json(tmp_path, label_studio=label_studio)
+    cloud.write_private(tmp_path / "secrets/kubeconfig", "apiVersion: v1\nkind: Config\n")
+    stack_config = cloud.gitlab_stack_config(config, outputs, tmp_path / "secrets")
+    secret = {key for key, value in stack_config.items() if value.secret}
+    assert secret == {"mlflowPassword", "awsAccessKeyId", "awsSecretAccessKey", "kubeconfig"} | (
+        {"labelStudioApiKey"} if label_studio else set()
+    )
+    assert stack_config["awsAccessKeyId"].value == "ARGOKEY"  # the file's content, without its newline
+    mocks = run_program("gitlab", "mlenv-gitlab", plain(stack_config))
+    variables = {
+        (v.inputs["key"], v.inputs["environmentScope"]): v.inputs
+        for v in mocks.of_type("gitlab:index/groupVariable:GroupVariable")
+    }
+    assert variables[("MLFLOW_TRACKING_URI", "*")]["value"] == "https://mlflow.ml.example.com"
+    assert variables[("MLFLOW_S3_ENDPOINT_URL", "*")]["value"] == "https://s3.ml.example.com"
+    assert variables[("MLFLOW_TRACKING_USERNAME", "*")]["value"] == "admin"
+    assert variables[("KUBECONFIG", "production")]["variableType"] == "file"
+    assert (("LABEL_STUDIO_API_KEY", "*") in variables) is label_studio
+    # No StackReference is read: the kubeconfig came as secret config.
+    assert mocks.of_type("pulumi:pulumi:StackReference") == []
+
+
+def test_gitlab_outputs_keep_tokens_and_runner_configs_private(tmp_path: Path) -> None:
+    public = cloud.keep_gitlab_outputs(
+        tmp_path,
+        {"group_id": 7, "group_path": "team-a", "projects": {"training": "team-a/training"},
+         "trigger_token": "glptt-x", "deploy_token": "gldt-y",
+         "runner_configs": {"cpu": "[[runners]]", "gpu": "[[r]]"}},
+    )  # fmt: skip
+    assert public == {"group_id": 7, "group_path": "team-a", "projects": {"training": "team-a/training"}}
+    kept = sorted(path.name for path in (tmp_path / "secrets/gitlab").iterdir())
+    assert kept == ["deploy_token", "runner-cpu.toml", "runner-gpu.toml", "trigger_token"]
+    assert all(mode(path) == 0o600 for path in (tmp_path / "secrets/gitlab").iterdir())
+    assert "glptt" not in (tmp_path / cloud.GITLAB_OUTPUTS).read_text()
+
+
+def test_stacks_keep_state_in_the_state_dir_with_a_generated_passphrase(tmp_path: Path, monkeypatch) -> None:
+    for name in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    workspace = PulumiWorkspace(Path("/project"), tmp_path)
+    env = workspace.env_vars()
+    assert env["PULUMI_BACKEND_URL"] == f"file://{tmp_path / 'pulumi'}"
+    passphrase = Path(env["PULUMI_CONFIG_PASSPHRASE_FILE"])
+    assert mode(passphrase) == 0o600 and len(passphrase.read_text()) >= 40
+    # The same passphrase on every run: a new one could not decrypt the stacks' secrets.
+    assert workspace.env_vars()["PULUMI_CONFIG_PASSPHRASE_FILE"] == str(passphrase)
+    assert passphrase.read_text() == Path(workspace.env_vars()["PULUMI_CONFIG_PASSPHRASE_FILE"]).read_text()
+    cloud_backend = PulumiWorkspace(Path("/p"), tmp_path, backend_url="https://api.pulumi.com", organization="acme")
+    assert "PULUMI_CONFIG_PASSPHRASE_FILE" not in cloud_backend.env_vars()
+    assert cloud_backend.stack_name("team-a") == "acme/team-a"
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "the operator's")
+    assert "PULUMI_CONFIG_PASSPHRASE_FILE" not in PulumiWorkspace(Path("/p"), tmp_path, "s3://b/p").env_vars()
+
+
+def test_engine_events_become_counts_and_failures() -> None:
+    from pulumi.automation import events
+
+    def step(op: events.OpType, name: str) -> events.EngineEvent:
+        metadata = events.StepEventMetadata(op=op, urn=f"urn:pulumi:s::p::gcp:container/nodePool:NodePool::{name}",
+                                            type="gcp:container/nodePool:NodePool", provider="")  # fmt: skip
+        return events.EngineEvent(sequence=1, timestamp=0, res_outputs_event=events.ResOutputsEvent(metadata))
+
+    progress, seen = StackProgress(), []
+    for event in (step(events.OpType.CREATE, "t4"), step(events.OpType.SAME, "system")):
+        progress.handle(event, seen.append)
+    policy = events.PolicyEvent(message="GPU pool t4 has no taint", color="never", policy_name="gpu-pools-tainted",
+                                policy_pack_name="mlenv", policy_pack_version="1", policy_pack_version_tag="1",
+                                enforcement_level="mandatory")  # fmt: skip
+    progress.handle(events.EngineEvent(sequence=3, timestamp=0, policy_event=policy), seen.append)
+    assert seen == ["create t4", "same system"]
+    assert (progress.operations, progress.changed) == ({"create": 1, "same": 1}, 1)
+    assert progress.failures == ["policy gpu-pools-tainted: GPU pool t4 has no taint"]
+
+
+class RecordedProgram:
+    """Stands in for one Automation API program run; records what the flow gives it."""
+
+    def __init__(self, name: str, calls: list[tuple[str, str, dict[str, StackValue]]], outputs: dict) -> None:
+        self.name, self.calls, self.outputs = name, calls, outputs
+
+    def up(self, config: dict[str, StackValue], on_resource, echo=None) -> tuple[dict, StackProgress]:
+        self.calls.append(("up", self.name, config))
+        on_resource(f"create {self.name}")
+        return self.outputs, StackProgress({"create": 3})
+
+
+def test_up_runs_cluster_then_services_then_gitlab_passing_outputs_on(tmp_path: Path, monkeypatch, capsys) -> None:
+    from mlenv.app import Application
+    from mlenv.runners.ansible import PlaybookResult
+
+    state = tmp_path / "state"
+    monkeypatch.setenv("MLENV_STATE_DIR", str(state))
+    app = Application()
+    app.__dict__["config"] = cloud_config(tmp_path)
+    calls: list[tuple[str, str, Any]] = []
+    cluster_outputs = {"kubeconfig": "apiVersion: v1\n", "cluster_name": "team-a", "region": "europe-west4",
+                       "gpu_pools": [{"name": "t4"}, {"name": "l4"}]}  # fmt: skip
+    gitlab_outputs = {"group_id": 1, "group_path": "team-a", "projects": {}, "trigger_token": "t", "deploy_token": "d"}
+    programs = {cloud.CLUSTER: cluster_outputs, cloud.GITLAB: gitlab_outputs}
+    monkeypatch.setattr(cloud, "program", lambda app, name: RecordedProgram(name, calls, programs[name]))
+
+    def converge(app, inventory, *, extravars=None, check=False) -> PlaybookResult:
+        calls.append(("converge", str(inventory[0]), extravars))
+        # The kubeconfig is in place before the Kubernetes play needs it.
+        assert Path(extravars["kserve_kubeconfig"]).read_text() == "apiVersion: v1\n"
+        outputs_json(state)
+        return PlaybookResult("successful", 0, 4, 0, state / "log", [])
+
+    monkeypatch.setattr("mlenv.orchestrate.converge", converge)
+    result = cloud.up(app)
+    assert result.changed == 4
+    assert [(kind, name) for kind, name, _ in calls] == [
+        ("up", cloud.CLUSTER),
+        ("converge", str(tmp_path / "inventory")),
+        ("up", cloud.GITLAB),
+    ]
+    assert calls[1][2]["argo_workflows_gpu_pools"] == [{"name": "t4", "gpus": 1}, {"name": "l4", "gpus": 2}]
+    assert calls[2][2]["mlflowPassword"] == StackValue("pw-mlflow", secret=True)
+    assert (state / "secrets/gitlab/trigger_token").read_text() == "t"
+    printed = capsys.readouterr().out
+    assert "✔ GPU cluster (gke, pulumi/cluster)" in printed and "changed=3" in printed

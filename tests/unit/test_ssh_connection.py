@@ -1,0 +1,55 @@
+"""The local host's SSH connection: the key is authorized and the host key pinned over podman only
+when something changed (each podman exec costs about 0.2 s of every `mlenv up`)."""
+
+from __future__ import annotations
+
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlenv.localhost import ssh_connection
+
+
+@dataclass
+class RecordedHost:
+    """Answers like LocalHost and records what reached the container."""
+
+    container: str = "c1"
+    port: int = 40022
+    host_key: str = "ssh-ed25519 AAAAhostkey1"
+    calls: list[str] = field(default_factory=list)
+
+    def ssh_port(self) -> int:
+        return self.port
+
+    def container_id(self) -> str:
+        return self.container
+
+    def authorize(self, public_key: str) -> None:
+        self.calls.append("authorize " + public_key.split()[0])
+
+    def host_public_key(self) -> str:
+        self.calls.append("read host key")
+        return self.host_key
+
+
+def test_the_host_key_is_pinned_once_per_container(tmp_path: Path) -> None:
+    host = RecordedHost()
+    first = ssh_connection(host, tmp_path)  # type: ignore[arg-type]
+    assert host.calls == ["authorize ssh-ed25519", "read host key"]
+    known_hosts = tmp_path / "ssh_known_hosts"
+    assert known_hosts.read_text() == "[127.0.0.1]:40022 ssh-ed25519 AAAAhostkey1\n"
+    assert stat.S_IMODE(known_hosts.stat().st_mode) == 0o600
+    assert "StrictHostKeyChecking=yes" in first["ansible_ssh_common_args"]
+    assert ssh_connection(host, tmp_path) == first  # type: ignore[arg-type]
+    assert len(host.calls) == 2, "nothing changed: no podman exec"
+    # A recreated container has a new host key: pinned again.
+    host.container, host.host_key = "c2", "ssh-ed25519 AAAAhostkey2"
+    ssh_connection(host, tmp_path)  # type: ignore[arg-type]
+    assert host.calls[2:] == ["authorize ssh-ed25519", "read host key"]
+    assert known_hosts.read_text().endswith("AAAAhostkey2\n")
+    # A new controller key (the old one deleted) is authorized again.
+    for path in (tmp_path / "secrets/ssh").iterdir():
+        path.unlink()
+    ssh_connection(host, tmp_path)  # type: ignore[arg-type]
+    assert host.calls[4:] == ["authorize ssh-ed25519", "read host key"]
