@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -59,6 +60,18 @@ class Application:
             return self.console.status(message)
         self.console.print(message)
         return nullcontext()
+
+    @contextmanager
+    def locked(self, command: str) -> Iterator[None]:
+        """The environment's lock for a command that changes it; a second one aborts, saying who holds it."""
+        from mlenv.lock import EnvironmentBusy, environment_lock
+
+        with ExitStack() as held:
+            try:
+                held.enter_context(environment_lock(self.state, command))
+            except EnvironmentBusy as err:
+                self.abort(str(err))
+            yield
 
     @cached_property
     def config(self) -> MlenvConfig:

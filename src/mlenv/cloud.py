@@ -146,6 +146,11 @@ def workspace(app: Application) -> PulumiWorkspace:
     )
 
 
+def echo_for(app: Application) -> Callable[[str], None] | None:
+    """--verbose streams Pulumi's own output as it is (no markup: its lines hold brackets)."""
+    return (lambda line: app.console.print(line, markup=False)) if app.verbose else None
+
+
 def program(app: Application, name: str) -> ProgramRun:
     return ProgramRun(workspace(app), name, app.config.environment, app.state / "logs" / f"pulumi-{name}.log")
 
@@ -175,7 +180,7 @@ def up(app: Application) -> PlaybookResult:
 
     config = app.config
     assert config.cloud is not None
-    echo = app.info if app.verbose else None
+    echo = echo_for(app)
     cluster_outputs, _ = run_layer(
         app,
         f"GPU cluster ({config.cloud.cluster.provider}, pulumi/cluster)",
@@ -205,7 +210,9 @@ def preview(app: Application) -> None:
     config = app.config
     assert config.cloud is not None
     summary = run_layer(
-        app, "GPU cluster: preview", lambda on: program(app, CLUSTER).preview(cluster_stack_config(config), on)
+        app,
+        "GPU cluster: preview",
+        lambda on: program(app, CLUSTER).preview(cluster_stack_config(config), on, echo=echo_for(app)),
     )
     app.info(f"pulumi/cluster would: {describe_changes(summary)}")
     outputs = app.state / "outputs.json"
@@ -215,7 +222,9 @@ def preview(app: Application) -> None:
         app.info("pulumi/gitlab: previewed after the first `mlenv up` (it needs the services' outputs)")
         return
     stack_config = gitlab_stack_config(config, json.loads(outputs.read_text()), app.state / "secrets")
-    summary = run_layer(app, "GitLab space: preview", lambda on: program(app, GITLAB).preview(stack_config, on))
+    summary = run_layer(
+        app, "GitLab space: preview", lambda on: program(app, GITLAB).preview(stack_config, on, echo=echo_for(app))
+    )
     app.info(f"pulumi/gitlab would: {describe_changes(summary)}")
 
 

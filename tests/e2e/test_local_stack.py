@@ -3,6 +3,7 @@ the TLS proxy with the generated CA, as a team member would."""
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 import subprocess
@@ -109,6 +110,40 @@ def test_object_store_through_the_proxy_checks_identities(stack):
         client.list_objects_v2(Bucket="mlflow")
     with pytest.raises(botocore.exceptions.ClientError, match="SignatureDoesNotMatch"):
         s3(stack, "label-studio", secret="x" * 40).list_objects_v2(Bucket="datasets")
+
+
+def test_what_the_gitlab_layer_gets_from_this_converge_works(stack):
+    """The cloud profile's hand-over, from a real converge: the CI/CD variables mlenv would give the
+    GitLab program reach the services (the CI key pair writes a dataset, the MLflow login is accepted)."""
+    from mlenv.cloud import gitlab_stack_config
+    from mlenv.config import MlenvConfig
+
+    pool = {"name": "t4", "machine_type": "n1-standard-8", "accelerator": "nvidia-tesla-t4", "max_nodes": 1}
+    cluster = {"provider": "gke", "region": "europe-west4", "project": "p", "gpu_pools": [pool]}
+    config = MlenvConfig.model_validate(
+        {"profile": "cloud", "cloud": {"inventory": "/x", "cluster": cluster, "gitlab": {"group_path": "team"}}}
+    )
+    outputs = json.loads((stack.state / "outputs.json").read_text())
+    handed = gitlab_stack_config(config, outputs, stack.state / "secrets")
+    platform = json.loads(handed["platform"].value)
+    assert platform["tracking_uri"] == stack.url("mlflow", "") and platform["s3_endpoint"] == stack.url("s3", "")
+    ci = boto3.client(
+        "s3",
+        endpoint_url=platform["s3_endpoint"],
+        region_name=outputs["region"],
+        aws_access_key_id=handed["awsAccessKeyId"].value,
+        aws_secret_access_key=handed["awsSecretAccessKey"].value,
+        verify=stack.ca,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+    )
+    ci.put_object(Bucket=platform["dataset_bucket"], Key="ci/v1/labels.json", Body=b"[]")
+    assert ci.get_object(Bucket=platform["dataset_bucket"], Key="ci/v1/labels.json")["Body"].read() == b"[]"
+    login = base64.b64encode(f"{platform['mlflow_username']}:{handed['mlflowPassword'].value}".encode()).decode()
+    status, _ = request(stack, stack.url("mlflow", "/api/2.0/mlflow/experiments/search?max_results=1"),
+                        headers={"Authorization": f"Basic {login}"})  # fmt: skip
+    assert status == 200
+    status, _ = label_studio(stack, "GET", "projects/")
+    assert handed["labelStudioApiKey"].value == stack.secret("label_studio/api_token") and status == 200
 
 
 def test_label_studio_project_task_annotation_and_export_to_the_bucket(stack):

@@ -11,7 +11,6 @@ from mlenv.app import Application
 def down(app: Application, purge: bool) -> None:
     """Stop the local ML environment; data is kept unless --purge (cloud: --purge destroys the stacks)."""
     from mlenv.localhost import LocalHostError
-    from mlenv.lock import EnvironmentBusy, environment_lock
     from mlenv.orchestrate import local_host
 
     if app.config.profile == "cloud":
@@ -21,7 +20,7 @@ def down(app: Application, purge: bool) -> None:
         app.abort("local.target is this-host: stop the services with systemctl; mlenv removes nothing on this machine")
     host = local_host(app)
     try:
-        with environment_lock(app.state, "down"):
+        with app.locked("down"):
             if purge:
                 answer = click.prompt(f"This deletes every service's data. Type '{host.name}' to confirm", default="")
                 if answer != host.name:
@@ -31,7 +30,7 @@ def down(app: Application, purge: bool) -> None:
                 app.info(f"credentials kept in {app.state / 'secrets'} (delete the folder to forget them)")
                 return
             stopped = host.stop()
-    except (EnvironmentBusy, LocalHostError) as err:
+    except LocalHostError as err:
         app.abort(str(err))
     app.success(f"{host.name} stopped (data kept)" if stopped else f"{host.name} was not running")
 
@@ -39,7 +38,6 @@ def down(app: Application, purge: bool) -> None:
 def down_cloud(app: Application, purge: bool) -> None:
     """The services on the operator's hosts are theirs to stop; --purge destroys what Pulumi made."""
     from mlenv import cloud
-    from mlenv.lock import EnvironmentBusy, environment_lock
 
     environment = app.config.environment
     if not purge:
@@ -53,9 +51,6 @@ def down_cloud(app: Application, purge: bool) -> None:
     )
     if answer != environment:
         app.abort("not confirmed; nothing removed")
-    try:
-        with environment_lock(app.state, "down"):
-            cloud.destroy(app)
-    except EnvironmentBusy as err:
-        app.abort(str(err))
+    with app.locked("down"):
+        cloud.destroy(app)
     app.success(f"{environment}: cluster and GitLab space destroyed; the hosts' data and the secrets are kept")

@@ -10,7 +10,6 @@ from mlenv.app import Application
 def plan(app: Application) -> None:
     """What `mlenv up` would change (Ansible check mode; Pulumi preview for the cloud profile)."""
     from mlenv.localhost import LocalHostError
-    from mlenv.lock import EnvironmentBusy, environment_lock
     from mlenv.orchestrate import connection_for, converge, local_host, local_inventory
 
     config = app.config
@@ -25,9 +24,9 @@ def plan(app: Application) -> None:
         app.info(f"would {what} the local host '{host.name}', then install and configure every service")
         return
     try:
-        with environment_lock(app.state, "plan"):
+        with app.locked("plan"):
             result = converge(app, local_inventory(app, connection_for(app, host)), check=True)
-    except (EnvironmentBusy, LocalHostError) as err:
+    except LocalHostError as err:
         app.abort(str(err))
     if not result.ok:
         app.abort(f"the check failed ({result.failed} failed tasks); full log: {result.log}")
@@ -43,12 +42,8 @@ def plan_cloud(app: Application) -> None:
     import shutil
 
     from mlenv import cloud
-    from mlenv.lock import EnvironmentBusy, environment_lock
 
     if shutil.which("pulumi") is None:
         app.abort("Pulumi preview needs the `pulumi` CLI: curl -fsSL https://get.pulumi.com | sh")
-    try:
-        with environment_lock(app.state, "plan"):
-            cloud.preview(app)
-    except EnvironmentBusy as err:
-        app.abort(str(err))
+    with app.locked("plan"):
+        cloud.preview(app)

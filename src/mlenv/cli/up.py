@@ -21,7 +21,6 @@ def up(app: Application) -> None:
     """Bring the ML environment up (safe to re-run; resumes after an interruption)."""
     from mlenv.hostimage import HostImageError
     from mlenv.localhost import LocalHostError, pid1_is_systemd
-    from mlenv.lock import EnvironmentBusy, environment_lock
     from mlenv.orchestrate import connection_for, converge, local_host, local_inventory
 
     config = app.config
@@ -30,17 +29,14 @@ def up(app: Application) -> None:
         from mlenv import cloud
 
         run_preflight(app, host_exists=False, port_owned=False)
-        try:
-            with environment_lock(app.state, "up"):
-                (app.state / "secrets").mkdir(parents=True, exist_ok=True, mode=0o700)
-                app.info(f"target: the hosts of {config.cloud.inventory} and a {config.cloud.cluster.provider} cluster")
-                result = cloud.up(app)
-        except EnvironmentBusy as err:
-            app.abort(str(err))
+        with app.locked("up"):
+            (app.state / "secrets").mkdir(parents=True, exist_ok=True, mode=0o700)
+            app.info(f"target: the hosts of {config.cloud.inventory} and a {config.cloud.cluster.provider} cluster")
+            result = cloud.up(app)
         finish(app, result, started)
         return
     try:
-        with environment_lock(app.state, "up"):
+        with app.locked("up"):
             (app.state / "secrets").mkdir(parents=True, exist_ok=True, mode=0o700)
             host = local_host(app)
             if config.local.target == "this-host":
@@ -59,7 +55,7 @@ def up(app: Application) -> None:
             if connection.get("ansible_connection") == "ssh":
                 app.info(f"connection: SSH on 127.0.0.1:{connection['ansible_port']}, host key pinned")
             result = converge(app, local_inventory(app, connection))
-    except (EnvironmentBusy, HostImageError, LocalHostError) as err:
+    except (HostImageError, LocalHostError) as err:
         app.abort(str(err))
     finish(app, result, started)
 

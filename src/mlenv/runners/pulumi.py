@@ -148,6 +148,9 @@ class ProgramRun:
             }
             if action != "destroy":
                 kwargs["policy_packs"] = [self.workspace.policy_pack()]
+            if action != "preview":
+                # The Automation API would print secret values in the diff; the log keeps them masked.
+                kwargs["show_secrets"] = False
             try:
                 stack = self._stack(config)
                 result = getattr(stack, action)(**kwargs)
