@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlenv.config import MlenvConfig
-from mlenv.runners.pulumi import ProgramRun, PulumiRunError, PulumiWorkspace, StackValue
+from mlenv.runners.pulumi import ProgramRun, PulumiRunError, PulumiWorkspace, StackProgress, StackValue
 
 if TYPE_CHECKING:
     from mlenv.app import Application
@@ -155,9 +155,9 @@ def program(app: Application, name: str) -> ProgramRun:
     return ProgramRun(workspace(app), name, app.config.environment, app.state / "logs" / f"pulumi-{name}.log")
 
 
-def run_layer(app: Application, title: str, action: Callable[[Callable[[str], None]], T]) -> T:
-    """One progress line for a Pulumi layer, with a spinner naming the resource in flight."""
-    started = time.monotonic()
+def run_layer(app: Application, title: str, name: str, action: Callable[[ProgramRun, Callable[[str], None]], T]) -> T:
+    """One program's step as one progress line (with its log), a spinner naming the resource in flight."""
+    started, run = time.monotonic(), program(app, name)
     with app.status(f"{title} …") as spinner:
 
         def on_resource(text: str) -> None:
@@ -165,12 +165,13 @@ def run_layer(app: Application, title: str, action: Callable[[Callable[[str], No
                 spinner.update(f"{title}: {text}")  # type: ignore[attr-defined]
 
         try:
-            result = action(on_resource)
+            result = action(run, on_resource)
         except PulumiRunError as err:
             app.info(f"[red]✘[/red] {title:<40} {time.monotonic() - started:6.1f}s")
             app.abort(str(err))
-    changed = result[1].changed if isinstance(result, tuple) else 0
-    app.info(f"[green]✔[/green] {title:<40} {time.monotonic() - started:6.1f}s  changed={changed}")
+    progress = result[1] if isinstance(result, tuple) else result
+    changed = progress.changed if isinstance(progress, StackProgress) else 0
+    app.info(f"[green]✔[/green] {title:<40} {time.monotonic() - started:6.1f}s  changed={changed}  log: {run.log}")
     return result
 
 
@@ -184,7 +185,8 @@ def up(app: Application) -> PlaybookResult:
     cluster_outputs, _ = run_layer(
         app,
         f"GPU cluster ({config.cloud.cluster.provider}, pulumi/cluster)",
-        lambda on: program(app, CLUSTER).up(cluster_stack_config(config), on, echo=echo),
+        CLUSTER,
+        lambda run, on: run.up(cluster_stack_config(config), on, echo=echo),
     )
     keep_cluster_outputs(app.state, cluster_outputs)
     defaults = {"all": {"vars": platform_defaults(config, app.state)}}
@@ -197,9 +199,8 @@ def up(app: Application) -> PlaybookResult:
         gitlab_outputs, _ = run_layer(
             app,
             f"GitLab space ({config.cloud.gitlab.group_path}, pulumi/gitlab)",
-            lambda on: program(app, GITLAB).up(
-                gitlab_stack_config(config, outputs, app.state / "secrets"), on, echo=echo
-            ),
+            GITLAB,
+            lambda run, on: run.up(gitlab_stack_config(config, outputs, app.state / "secrets"), on, echo=echo),
         )
         keep_gitlab_outputs(app.state, gitlab_outputs)
     return result
@@ -212,7 +213,8 @@ def preview(app: Application) -> None:
     summary = run_layer(
         app,
         "GPU cluster: preview",
-        lambda on: program(app, CLUSTER).preview(cluster_stack_config(config), on, echo=echo_for(app)),
+        CLUSTER,
+        lambda run, on: run.preview(cluster_stack_config(config), on, echo=echo_for(app)),
     )
     app.info(f"pulumi/cluster would: {describe_changes(summary)}")
     outputs = app.state / "outputs.json"
@@ -223,7 +225,7 @@ def preview(app: Application) -> None:
         return
     stack_config = gitlab_stack_config(config, json.loads(outputs.read_text()), app.state / "secrets")
     summary = run_layer(
-        app, "GitLab space: preview", lambda on: program(app, GITLAB).preview(stack_config, on, echo=echo_for(app))
+        app, "GitLab space: preview", GITLAB, lambda run, on: run.preview(stack_config, on, echo=echo_for(app))
     )
     app.info(f"pulumi/gitlab would: {describe_changes(summary)}")
 
@@ -233,8 +235,8 @@ def destroy(app: Application) -> None:
     config = app.config
     assert config.cloud is not None
     if config.cloud.gitlab is not None:
-        run_layer(app, "GitLab space: destroy", lambda on: program(app, GITLAB).destroy(on))
-    run_layer(app, "GPU cluster: destroy", lambda on: program(app, CLUSTER).destroy(on))
+        run_layer(app, "GitLab space: destroy", GITLAB, lambda run, on: run.destroy(on, echo=echo_for(app)))
+    run_layer(app, "GPU cluster: destroy", CLUSTER, lambda run, on: run.destroy(on, echo=echo_for(app)))
     (app.state / "secrets" / KUBECONFIG_FILE).unlink(missing_ok=True)
 
 

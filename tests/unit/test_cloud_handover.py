@@ -197,11 +197,53 @@ class RecordedProgram:
 
     def __init__(self, name: str, calls: list[tuple[str, str, dict[str, StackValue]]], outputs: dict) -> None:
         self.name, self.calls, self.outputs = name, calls, outputs
+        self.log = Path(f"/state/logs/pulumi-{name}.log")
 
     def up(self, config: dict[str, StackValue], on_resource, echo=None) -> tuple[dict, StackProgress]:
         self.calls.append(("up", self.name, config))
         on_resource(f"create {self.name}")
         return self.outputs, StackProgress({"create": 3})
+
+    def preview(self, config: dict[str, StackValue], on_resource, echo=None) -> dict[str, int]:
+        self.calls.append(("preview", self.name, config))
+        return {"create": 5, "same": 2}
+
+    def destroy(self, on_resource, echo=None) -> StackProgress:
+        self.calls.append(("destroy", self.name, {}))
+        return StackProgress({"delete": 5})
+
+
+@pytest.fixture
+def recorded(tmp_path: Path, monkeypatch):
+    """An application on a cloud config whose program runs are recorded, not sent to a cloud."""
+    from mlenv.app import Application
+
+    monkeypatch.setenv("MLENV_STATE_DIR", str(tmp_path / "state"))
+    app = Application()
+    app.__dict__["config"] = cloud_config(tmp_path)
+    calls: list[tuple[str, str, Any]] = []
+    monkeypatch.setattr(cloud, "program", lambda app, name: RecordedProgram(name, calls, {}))
+    return app, calls
+
+
+def test_plan_previews_gitlab_only_once_the_services_exist(recorded, capsys) -> None:
+    app, calls = recorded
+    cloud.preview(app)
+    assert [(kind, name) for kind, name, _ in calls] == [("preview", cloud.CLUSTER)]
+    printed = capsys.readouterr().out
+    assert "pulumi/cluster would: create 5" in printed
+    assert "pulumi/gitlab: previewed after the first `mlenv up`" in printed
+    outputs_json(app.state)
+    cloud.preview(app)
+    assert [(kind, name) for kind, name, _ in calls[1:]] == [("preview", cloud.CLUSTER), ("preview", cloud.GITLAB)]
+
+
+def test_purge_destroys_gitlab_before_the_cluster_and_forgets_the_kubeconfig(recorded) -> None:
+    app, calls = recorded
+    kubeconfig = cloud.write_private(app.state / "secrets/kubeconfig", "apiVersion: v1\n")
+    cloud.destroy(app)
+    assert [(kind, name) for kind, name, _ in calls] == [("destroy", cloud.GITLAB), ("destroy", cloud.CLUSTER)]
+    assert not kubeconfig.exists()
 
 
 def test_up_runs_cluster_then_services_then_gitlab_passing_outputs_on(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -238,4 +280,5 @@ def test_up_runs_cluster_then_services_then_gitlab_passing_outputs_on(tmp_path: 
     assert calls[2][2]["mlflowPassword"] == StackValue("pw-mlflow", secret=True)
     assert (state / "secrets/gitlab/trigger_token").read_text() == "t"
     printed = capsys.readouterr().out
-    assert "✔ GPU cluster (gke, pulumi/cluster)" in printed and "changed=3" in printed
+    assert "✔ GPU cluster (gke, pulumi/cluster)" in printed
+    assert "changed=3  log: /state/logs/pulumi-cluster.log" in printed
