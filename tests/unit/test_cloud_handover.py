@@ -282,3 +282,43 @@ def test_up_runs_cluster_then_services_then_gitlab_passing_outputs_on(tmp_path: 
     printed = capsys.readouterr().out
     assert "✔ GPU cluster (gke, pulumi/cluster)" in printed
     assert "changed=3  log: /state/logs/pulumi-cluster.log" in printed
+
+
+class LockedOnceStack:
+    """A stack whose first update meets the lock a killed run left (what the engine raises then)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def up(self, **kwargs: Any) -> Any:
+        from pulumi.automation import errors
+        from pulumi.automation._cmd import CommandResult
+
+        self.calls.append("up")
+        if self.calls.count("up") == 1:
+            raise errors.ConcurrentUpdateError(CommandResult("", "error: the stack is currently locked", 255))
+        return type("UpResult", (), {"outputs": {}})()
+
+    def cancel(self) -> None:
+        self.calls.append("cancel")
+
+
+@pytest.mark.parametrize("own_backend", [True, False])
+def test_a_lock_left_by_a_killed_run_is_released_only_on_mlenvs_own_backend(
+    tmp_path: Path, monkeypatch, own_backend: bool
+) -> None:
+    from mlenv.runners.pulumi import ProgramRun, PulumiRunError
+
+    monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
+    stack = LockedOnceStack()
+    monkeypatch.setattr(ProgramRun, "_stack", lambda self, config: stack)
+    backend = None if own_backend else "s3://team-bucket/pulumi"
+    run = ProgramRun(PulumiWorkspace(Path("/p"), tmp_path, backend), "cluster", "team-a", tmp_path / "logs/p.log")
+    if own_backend:
+        assert run.up({}, lambda text: None) == ({}, StackProgress())
+        assert stack.calls == ["up", "cancel", "up"]
+        assert "releasing the lock an interrupted run left" in (tmp_path / "logs/p.log").read_text()
+    else:
+        with pytest.raises(PulumiRunError, match="locked by another update; if none is running, release it with"):
+            run.up({}, lambda text: None)
+        assert stack.calls == ["up"]

@@ -80,6 +80,10 @@ class PulumiWorkspace:
         found["PULUMI_SKIP_UPDATE_CHECK"] = "true"
         return found
 
+    def owns_backend(self) -> bool:
+        """The stacks live in the state dir's own folder: only this environment's mlenv uses them."""
+        return not self.backend_url and not os.environ.get("PULUMI_BACKEND_URL")
+
     def local_backend(self) -> str:
         folder = self.state / "pulumi"
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -153,7 +157,21 @@ class ProgramRun:
                 kwargs["show_secrets"] = False
             try:
                 stack = self._stack(config)
-                result = getattr(stack, action)(**kwargs)
+                try:
+                    result = getattr(stack, action)(**kwargs)
+                except errors.ConcurrentUpdateError:
+                    if not self.workspace.owns_backend():
+                        raise
+                    # A killed earlier run left its lock. The backend is mlenv's own folder and mlenv
+                    # holds the environment's lock, so no other update can be running: release it, go on.
+                    output("mlenv: releasing the lock an interrupted run left on the stack")
+                    stack.cancel()
+                    result = getattr(stack, action)(**kwargs)
+            except errors.ConcurrentUpdateError:
+                raise PulumiRunError(
+                    f"the {self.program} stack is locked by another update; if none is running, release it with "
+                    f"`pulumi cancel` in {self.workspace.program_dir(self.program)} (log: {self.log})"
+                ) from None
             except errors.CommandError as err:
                 detail = "; ".join(progress.failures[-3:]) or str(err).strip().splitlines()[-1]
                 raise PulumiRunError(f"pulumi {action} of {self.program} failed: {detail} (log: {self.log})") from None
