@@ -9,13 +9,13 @@ through the Automation API (runners/pulumi.py) and ansible-runner (runners/ansib
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlenv.config import MlenvConfig
+from mlenv.files import write_private
 from mlenv.runners.pulumi import ProgramRun, PulumiRunError, PulumiWorkspace, StackProgress, StackValue
 
 if TYPE_CHECKING:
@@ -29,16 +29,6 @@ GITLAB = "gitlab"
 KUBECONFIG_FILE = "kubeconfig"
 CLUSTER_OUTPUTS = "cluster.json"
 GITLAB_OUTPUTS = "gitlab.json"
-
-
-def write_private(path: Path, text: str) -> Path:
-    """A file only its owner reads (created so, never widened for a moment)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
-    path.chmod(0o600)
-    return path
 
 
 def cluster_stack_config(config: MlenvConfig) -> dict[str, StackValue]:

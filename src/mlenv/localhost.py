@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlenv.files import write_private
 from mlenv.hostimage import ensure_image, podman_env
 
 CONTAINER_NAME = "mlenv-local"
@@ -186,10 +187,8 @@ def ssh_connection(host: LocalHost, state: Path) -> dict[str, str] | None:
     wanted = {"container": host.container_id(), "port": port, "client_key": public_key.strip()}
     if not known_hosts.is_file() or not record.is_file() or json.loads(record.read_text()) != wanted:
         host.authorize(public_key)
-        known_hosts.write_text(f"[127.0.0.1]:{port} {host.host_public_key()}\n")
-        known_hosts.chmod(0o600)
-        record.write_text(json.dumps(wanted))
-        record.chmod(0o600)
+        write_private(known_hosts, f"[127.0.0.1]:{port} {host.host_public_key()}\n")
+        write_private(record, json.dumps(wanted))
     return {
         "ansible_connection": "ssh",
         "ansible_host": "127.0.0.1",

@@ -10,6 +10,7 @@ import yaml
 
 from mlenv.app import Application
 from mlenv.config import MlenvConfig
+from mlenv.files import write_private
 from mlenv.runners.ansible import LayerProgress, PlaybookResult, ProgressTracker, run_playbook, strategy_env
 
 LOCAL_INVENTORY_HOST = "mlenv-local"  # the host's name in inventories/local, whatever the container is called
@@ -92,6 +93,4 @@ def converge(
 
 
 def write_inventory(path: Path, inventory: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(inventory))
-    path.chmod(0o600)
-    return path
+    return write_private(path, yaml.safe_dump(inventory))

@@ -16,6 +16,7 @@ import pytest
 
 from mlenv import cloud
 from mlenv.config import MlenvConfig
+from mlenv.files import write_private
 from mlenv.runners.pulumi import PulumiWorkspace, StackProgress, StackValue
 from tests.unit.infra.mocks import run_program
 
@@ -119,7 +120,7 @@ def test_pods_reach_the_platform_by_its_public_names_trusting_its_ca(tmp_path: P
 def test_the_gitlab_program_gets_the_services_and_their_secrets(tmp_path: Path, label_studio: bool) -> None:
     config = cloud_config(tmp_path)
     outputs = outputs_json(tmp_path, label_studio=label_studio)
-    cloud.write_private(tmp_path / "secrets/kubeconfig", "apiVersion: v1\nkind: Config\n")
+    write_private(tmp_path / "secrets/kubeconfig", "apiVersion: v1\nkind: Config\n")
     stack_config = cloud.gitlab_stack_config(config, outputs, tmp_path / "secrets")
     secret = {key for key, value in stack_config.items() if value.secret}
     assert secret == {"mlflowPassword", "awsAccessKeyId", "awsSecretAccessKey", "kubeconfig"} | (
@@ -240,7 +241,7 @@ def test_plan_previews_gitlab_only_once_the_services_exist(recorded, capsys) -> 
 
 def test_purge_destroys_gitlab_before_the_cluster_and_forgets_the_kubeconfig(recorded) -> None:
     app, calls = recorded
-    kubeconfig = cloud.write_private(app.state / "secrets/kubeconfig", "apiVersion: v1\n")
+    kubeconfig = write_private(app.state / "secrets/kubeconfig", "apiVersion: v1\n")
     cloud.destroy(app)
     assert [(kind, name) for kind, name, _ in calls] == [("destroy", cloud.GITLAB), ("destroy", cloud.CLUSTER)]
     assert not kubeconfig.exists()

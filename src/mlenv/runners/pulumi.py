@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlenv.files import write_private
+
 # Automation API imports cost about 0.3 s: they happen inside the functions that run a stack.
 
 PASSPHRASE_FILE = "pulumi/passphrase"  # noqa: S105 (where the generated passphrase is kept, not a secret)
@@ -92,10 +94,7 @@ class PulumiWorkspace:
     def passphrase_file(self) -> Path:
         path = self.state / "secrets" / PASSPHRASE_FILE
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write(secrets.token_urlsafe(32))
+            write_private(path, secrets.token_urlsafe(32))
         return path
 
     def program_dir(self, program: str) -> Path:
