@@ -78,7 +78,7 @@ class PulumiWorkspace:
             os.environ.get("PULUMI_CONFIG_PASSPHRASE") or os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")
         ):
             found["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(self.passphrase_file())
-        # Preview and up of a Python program start the project's own venv (Pulumi.yaml says ../../.venv).
+        # No "a newer CLI exists" call on every run (air-gapped sites; it only prints a notice).
         found["PULUMI_SKIP_UPDATE_CHECK"] = "true"
         return found
 
