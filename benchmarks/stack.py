@@ -5,7 +5,8 @@
 1. raw install: the same apt and pip installs, typed by hand into a fresh host (no Ansible);
 2. cold converge: `mlenv up` on another fresh host (container creation included);
 3. no-op re-converge: `mlenv up` again;
-4. memory of the running stack (its container's cgroup), before and after load;
+4. memory of the running stack (its container's cgroup, and the sum of its processes' resident sets),
+   before and after load;
 5. `mlenv --help` and `mlenv status` latency (hyperfine, as benchmarks/cli.py);
 6. bounded load through the TLS proxy on 127.0.0.1: MLflow tracking calls from concurrent clients and
    Label Studio API calls; errors and p50/p95 latency.
@@ -85,6 +86,13 @@ def container_memory_mib() -> float:
     usage = stats[0]["mem_usage"].split("/")[0].strip()
     number, unit = float(usage[:-2]), usage[-2:]
     return round(number * {"kB": 1 / 1024, "MB": 1, "GB": 1024}.get(unit, 1), 1)
+
+
+def processes_rss_mib() -> float:
+    """What the services hold themselves (the sum of resident sets), without the page cache that the
+    cgroup figure includes and that varies with what was installed just before."""
+    sizes = podman("exec", STACK_HOST, "ps", "-eo", "rss=").stdout.split()
+    return round(sum(int(size) for size in sizes) / 1024, 1)
 
 
 def resolve_service_names_to_loopback() -> None:
@@ -192,8 +200,10 @@ def main() -> int:
         figures["noop_reconverge_s"], second = mlenv_up(env)
         figures["noop_reported_no_change"] = ", 0 changes;" in second
         figures["memory_idle_mib"] = container_memory_mib()
+        figures["processes_rss_idle_mib"] = processes_rss_mib()
         figures["load"] = load(state, args.tracking_calls, args.clients, args.label_studio_calls)
         figures["memory_after_load_mib"] = container_memory_mib()
+        figures["processes_rss_after_load_mib"] = processes_rss_mib()
         figures["cli"] = cli.measure(env)
     finally:
         subprocess.run(["mlenv", "down", "--purge"], env=env, input=f"{STACK_HOST}\n", capture_output=True, text=True)
