@@ -194,6 +194,8 @@ def ssh_connection(host: LocalHost, state: Path) -> dict[str, str] | None:
         "ansible_host": "127.0.0.1",
         "ansible_port": str(port),
         "ansible_user": "root",
+        # The image's Python (hostimage.py installs it): no interpreter discovery on every run.
+        "ansible_python_interpreter": "/usr/bin/python3",
         "ansible_ssh_private_key_file": str(key),
         "ansible_ssh_common_args": (
             f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
