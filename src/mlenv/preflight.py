@@ -102,10 +102,12 @@ def env_present(name: str, fix: str) -> Finding:
 
 def inventory_present(inventory: Path) -> Finding:
     """The operator's inventory of the service hosts (a hosts file, or a folder holding one)."""
+    from mlenv.paths import project_root
+
     hosts = inventory if inventory.is_file() else inventory / "hosts.yml"
     return Finding(
         "inventory",
         hosts.is_file(),
         str(hosts),
-        f"cp -r inventories/sample {inventory} and list your hosts (cloud.inventory in mlenv.yaml)",
+        f"cp -r {project_root() / 'inventories/sample'} {inventory} and list your hosts (cloud.inventory)",
     )

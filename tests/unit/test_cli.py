@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from mlenv.cli import main
 from mlenv.lock import environment_lock
+from tests.conftest import PROJECT_ROOT
 
 
 @pytest.fixture
@@ -150,8 +151,8 @@ def test_cloud_preflight_names_a_missing_inventory(run, tmp_path: Path, monkeypa
     assert run("init", "--profile", "cloud", "--environment", "team-a").exit_code == 0
     result = run("up")
     assert (
-        f"error: preflight: inventory: {tmp_path}/inventories/team-a/hosts.yml → cp -r inventories/sample "
-        f"{tmp_path}/inventories/team-a and list your hosts (cloud.inventory in mlenv.yaml)"
+        f"error: preflight: inventory: {tmp_path}/inventories/team-a/hosts.yml → "
+        f"cp -r {PROJECT_ROOT}/inventories/sample {tmp_path}/inventories/team-a and list your hosts (cloud.inventory)"
     ) in result.output
     (tmp_path / "inventories/team-a").mkdir(parents=True)
     (tmp_path / "inventories/team-a/hosts.yml").write_text("all: {}\n")
