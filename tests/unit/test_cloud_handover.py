@@ -323,3 +323,27 @@ def test_a_lock_left_by_a_killed_run_is_released_only_on_mlenvs_own_backend(
         with pytest.raises(PulumiRunError, match="locked by another update; if none is running, release it with"):
             run.up({}, lambda text: None)
         assert stack.calls == ["up"]
+
+
+def test_the_operators_group_vars_win_over_mlenvs_platform_defaults(tmp_path: Path, tool_env) -> None:
+    """Ansible's own precedence, as `mlenv up` (cloud) layers the inventories: the operator's group_vars over
+    the defaults mlenv derives, and mlenv's extra vars (the cluster's facts) over both."""
+    import shutil
+    import subprocess
+
+    from mlenv.orchestrate import write_inventory
+    from tests.conftest import PROJECT_ROOT
+
+    inventory = tmp_path / "inventory"
+    shutil.copytree(PROJECT_ROOT / "inventories/sample", inventory)
+    (inventory / "group_vars/all/endpoints.yml").write_text("kserve_s3_endpoint: s3.internal:9000\n")
+    defaults = cloud.platform_defaults(cloud_config(tmp_path), tmp_path)
+    layered = write_inventory(tmp_path / "cloud-defaults.yml", {"all": {"vars": defaults}})
+    result = subprocess.run(
+        ["ansible-inventory", "-i", str(inventory), "-i", str(layered), "--host", "apps1.ml.example.internal"],
+        env=tool_env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    host = json.loads(result.stdout)
+    assert host["kserve_s3_endpoint"] == "s3.internal:9000"  # the operator's choice
+    assert host["argo_workflows_s3_endpoint"] == "s3.ml.example.com:443"  # mlenv's default
+    assert host["mlenv_kubernetes"] is False  # the sample's; `mlenv up` turns it on with an extra var
