@@ -83,11 +83,13 @@ def run_program(
     return mocks
 
 
-def rejection(build: Callable[[dict, RecordingMocks], object], config: dict) -> tuple[str, list[Registered]]:
-    """The error a bad config raises, and what was registered before it (should be nothing)."""
+def assert_rejected(build: Callable[[dict, RecordingMocks], object], config: dict, expected: str) -> None:
+    """A bad config raises with `expected` in its message, before any resource is registered."""
     mocks = RecordingMocks()
     try:
         build(config, mocks)
     except Exception as err:  # the programs raise ValueError, ConfigError or Pulumi's ConfigMissingError
-        return str(err), mocks.resources
+        assert expected in str(err)
+        assert mocks.resources == [], f"registered before the config was rejected: {[r.name for r in mocks.resources]}"
+        return
     raise AssertionError(f"the config was accepted: {config}")

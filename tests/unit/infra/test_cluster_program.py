@@ -10,7 +10,7 @@ import pulumi
 import pytest
 
 from mlenv.config import Cluster
-from tests.unit.infra.mocks import RecordingMocks, rejection, run_program
+from tests.unit.infra.mocks import RecordingMocks, assert_rejected, run_program
 
 NODE_POOL = "gcp:container/nodePool:NodePool"
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -146,10 +146,7 @@ BAD = {
 
 @pytest.mark.parametrize("name", BAD)
 def test_bad_config_raises_before_any_resource(name: str) -> None:
-    config, expected = BAD[name]
-    message, registered = rejection(build, config)
-    assert expected in message
-    assert registered == [], f"registered before the config was rejected: {[r.name for r in registered]}"
+    assert_rejected(build, *BAD[name])
 
 
 @pytest.mark.parametrize(("config", "plugin"), [(TWO_POOLS, False), (EKS, True)], ids=["gke", "eks"])

@@ -14,7 +14,7 @@ import yaml
 
 from mlenv.config import GitLab
 from mlenv.infra.gitlab import Platform, PlatformSecrets, TeamSpace
-from tests.unit.infra.mocks import RecordingMocks, rejection, run_program
+from tests.unit.infra.mocks import RecordingMocks, assert_rejected, run_program
 
 PLATFORM = {
     "tracking_uri": "https://mlflow.ml.example.com",
@@ -198,7 +198,4 @@ BAD = {
 
 @pytest.mark.parametrize("name", BAD)
 def test_bad_config_raises_before_any_resource(name: str) -> None:
-    config, expected = BAD[name]
-    message, registered = rejection(build, config)
-    assert expected in message
-    assert registered == [], f"registered before the config was rejected: {[r.name for r in registered]}"
+    assert_rejected(build, *BAD[name])
