@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ROLES_DIR = PROJECT_ROOT / "ansible/roles"
 VENV_BIN = Path(sys.executable).parent
+
+
+def playbook_filters(name: str) -> ModuleType:
+    """A filter plugin of ansible/playbooks, imported as Ansible would load it."""
+    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / f"ansible/playbooks/filter_plugins/{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def role_names() -> list[str]:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
 
+from mlenv.errors import USER_ERROR, UserError
+
 if TYPE_CHECKING:
     from mlenv.config import MlenvConfig
-
-CONFIG_ERROR = 2
 
 
 def interactive() -> bool:
@@ -50,9 +50,14 @@ class Application:
     def error(self, message: str) -> None:
         self.console.print(f"[red]error:[/red] {message}")
 
-    def abort(self, message: str, code: int = 1) -> NoReturn:
-        self.error(message)
-        raise SystemExit(code)
+    def abort(self, message: str, code: int = USER_ERROR) -> NoReturn:
+        """Stop the command; the CLI's edge reports it (once) and exits with `code`."""
+        raise UserError(message, code=code)
+
+    def report(self, err: UserError) -> None:
+        self.error(err.message)
+        for problem in err.problems:
+            self.console.print(f"  - {problem}")
 
     def status(self, message: str) -> AbstractContextManager[object]:
         """A spinner on a terminal; on CI or a pipe, one plain line instead."""
@@ -64,28 +69,17 @@ class Application:
     @contextmanager
     def locked(self, command: str) -> Iterator[None]:
         """The environment's lock for a command that changes it; a second one aborts, saying who holds it."""
-        from mlenv.lock import EnvironmentBusy, environment_lock
+        from mlenv.lock import environment_lock
 
-        with ExitStack() as held:
-            try:
-                held.enter_context(environment_lock(self.state, command))
-            except EnvironmentBusy as err:
-                self.abort(str(err))
+        with environment_lock(self.state, command):
             yield
 
     @cached_property
     def config(self) -> MlenvConfig:
         """mlenv.yaml (or the embedded default), validated; a bad file aborts before anything runs."""
-        from mlenv.config import ConfigError, config_path, load
+        from mlenv.config import config_path, load
 
-        path = config_path(self.config_file)
-        try:
-            return load(path)
-        except ConfigError as err:
-            self.error(f"{err.source} is not valid:")
-            for problem in err.problems:
-                self.console.print(f"  - {problem}")
-            raise SystemExit(CONFIG_ERROR) from None
+        return load(config_path(self.config_file))
 
     @property
     def state(self) -> Path:

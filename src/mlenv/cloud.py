@@ -14,8 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from mlenv import outputs as platform_outputs
 from mlenv.config import MlenvConfig
 from mlenv.files import write_private
+from mlenv.outputs import Account, Outputs, read_secret
 from mlenv.runners.pulumi import ProgramRun, PulumiRunError, PulumiWorkspace, StackProgress, StackValue
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 CLUSTER = "cluster"
+S3_KEYS = ("access_key", "secret_key")
 GITLAB = "gitlab"
 KUBECONFIG_FILE = "kubeconfig"
 CLUSTER_OUTPUTS = "cluster.json"
@@ -77,33 +80,37 @@ def platform_defaults(config: MlenvConfig, state: Path) -> dict[str, Any]:
     return found
 
 
-def gitlab_stack_config(config: MlenvConfig, outputs: dict[str, Any], secrets: Path) -> dict[str, StackValue]:
+def gitlab_stack_config(config: MlenvConfig, outputs: Outputs, state: Path) -> dict[str, StackValue]:
     """The GitLab program's config: the team space, the platform's public settings (outputs.json)
     and the secrets it turns into masked variables, read from their 0600 files."""
     assert config.cloud is not None and config.cloud.gitlab is not None
-    urls, accounts = outputs["urls"], outputs["accounts"]
+    mlflow = outputs.account("mlflow")
+    # CI gets the workflows' object-store identity, not the administrator's.
+    ci_keys = Account(
+        username="argo", secrets={kind: f"object_store/argo.{kind}" for kind in ("access_key", "secret_key")}
+    )
 
-    def secret(relative: str) -> StackValue:
-        return StackValue((secrets / relative).read_text().strip(), secret=True)
+    def secret(account: Account, kind: str) -> StackValue:
+        return StackValue(read_secret(state, account, kind), secret=True)
 
     platform = {
-        "tracking_uri": urls["mlflow"],
-        "s3_endpoint": urls["s3"],
+        "tracking_uri": outputs.url("mlflow"),
+        "s3_endpoint": outputs.url("object_store"),
         "dataset_bucket": "datasets",
-        "mlflow_username": accounts["mlflow"]["username"],
+        "mlflow_username": mlflow.username,
     }
     found = {
         "gitlab": StackValue(config.cloud.gitlab.model_dump_json()),
-        "mlflowPassword": secret(accounts["mlflow"]["secrets"]["password"]),
-        # CI gets the workflows' object-store identity, not the administrator's.
-        "awsAccessKeyId": secret("object_store/argo.access_key"),
-        "awsSecretAccessKey": secret("object_store/argo.secret_key"),
+        "mlflowPassword": secret(mlflow, "password"),
+        "awsAccessKeyId": secret(ci_keys, "access_key"),
+        "awsSecretAccessKey": secret(ci_keys, "secret_key"),
     }
-    if "labels" in urls and "labels" in accounts:
-        platform["label_studio_url"] = urls["labels"]
-        found["labelStudioApiKey"] = secret(accounts["labels"]["secrets"]["api_token"])
+    labels = outputs.services.get("label_studio")
+    if labels is not None and labels.account is not None:
+        platform["label_studio_url"] = labels.url
+        found["labelStudioApiKey"] = secret(labels.account, "api_token")
     found["platform"] = StackValue(json.dumps(platform))
-    kubeconfig = secrets / KUBECONFIG_FILE
+    kubeconfig = state / "secrets" / KUBECONFIG_FILE
     if kubeconfig.is_file():
         found["kubeconfig"] = StackValue(kubeconfig.read_text(), secret=True)
     return found
@@ -185,12 +192,12 @@ def up(app: Application) -> PlaybookResult:
     if not result.ok:
         app.abort(f"the converge failed ({result.failed} failed tasks); full log: {result.log}")
     if config.cloud.gitlab is not None:
-        outputs = json.loads((app.state / "outputs.json").read_text())
+        stack_config = gitlab_stack_config(config, platform_outputs.read(app.state), app.state)
         gitlab_outputs, _ = run_layer(
             app,
             f"GitLab space ({config.cloud.gitlab.group_path}, pulumi/gitlab)",
             GITLAB,
-            lambda run, on: run.up(gitlab_stack_config(config, outputs, app.state / "secrets"), on, echo=echo),
+            lambda run, on: run.up(stack_config, on, echo=echo),
         )
         keep_gitlab_outputs(app.state, gitlab_outputs)
     return result
@@ -207,13 +214,12 @@ def preview(app: Application) -> None:
         lambda run, on: run.preview(cluster_stack_config(config), on, echo=echo_for(app)),
     )
     app.info(f"pulumi/cluster would: {describe_changes(summary)}")
-    outputs = app.state / "outputs.json"
     if config.cloud.gitlab is None:
         return
-    if not outputs.is_file():
+    if not (app.state / platform_outputs.OUTPUTS_FILE).is_file():
         app.info("pulumi/gitlab: previewed after the first `mlenv up` (it needs the services' outputs)")
         return
-    stack_config = gitlab_stack_config(config, json.loads(outputs.read_text()), app.state / "secrets")
+    stack_config = gitlab_stack_config(config, platform_outputs.read(app.state), app.state)
     summary = run_layer(
         app, "GitLab space: preview", GITLAB, lambda run, on: run.preview(stack_config, on, echo=echo_for(app))
     )

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from mlenv.errors import CONFIG_ERROR, UserError
+
 CONFIG_ENV = "MLENV_CONFIG"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 DEFAULT_FILE = "mlenv.yaml"
@@ -50,13 +52,14 @@ HINTS = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """Bad configuration: one line per problem, each with its key path."""
+
+    code = CONFIG_ERROR
 
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
+        super().__init__(f"{source} is not valid:", problems=problems)
 
 
 class Strict(BaseModel):
@@ -115,9 +118,16 @@ class Tls(Strict):
         return self
 
 
+HostName = constrained(
+    r"^[a-z][a-z0-9-]{0,62}$", "lower-case letters, digits and dashes, starting with a letter (≤ 63)"
+)
+
+
 class Local(Strict):
     target: Literal["container", "this-host"] = "container"
-    host_name: Name = Field("mlenv-local", description="Name of the local systemd container host.")
+    host_name: HostName | None = Field(
+        None, description="Name of the local systemd container host; default mlenv-<environment>."
+    )
 
 
 class GpuPool(Strict):
@@ -290,6 +300,11 @@ class MlenvConfig(Strict):
         if self.services.label_studio and "label-studio" not in self.object_store.buckets:
             raise ValueError("Label Studio needs the bucket 'label-studio' in `object_store.buckets`")
         return self
+
+    @property
+    def local_host_name(self) -> str:
+        """The environment's own container: each environment its host, never another's."""
+        return self.local.host_name or f"mlenv-{self.environment}"
 
     def ansible_vars(self) -> dict[str, Any]:
         """The inventory variables this configuration sets (role names and prefixes as in DESIGN.md)."""

@@ -15,8 +15,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
+
+from mlenv.errors import UserError
+from mlenv.outputs import Account, Outputs, read_secret
 
 TIMEOUT_S = 5.0
 
@@ -60,10 +62,6 @@ def https_get(url: str, *, context: ssl.SSLContext, address: str | None, headers
         connection.close()
 
 
-def read_secret(secrets: Path, relative: str) -> str:
-    return (secrets / relative).read_text().split()[0]
-
-
 @dataclass(frozen=True)
 class Probe:
     """An authenticated GET that must succeed and an anonymous one that must be refused."""
@@ -73,45 +71,46 @@ class Probe:
     refused: tuple[int, ...] = (401, 403)
 
 
-def probes(outputs: dict[str, Any], secrets: Path) -> dict[str, Probe]:
-    accounts = outputs.get("accounts", {})
+def probes(outputs: Outputs, state: Path) -> dict[str, Probe]:
+    def secret(account: Account, kind: str) -> str:
+        return read_secret(state, account, kind).split()[0]
 
-    def basic(account: dict[str, Any]) -> Callable[[], dict[str, str]]:
+    def basic(account: Account) -> Callable[[], dict[str, str]]:
         def header() -> dict[str, str]:
-            pair = f"{account['username']}:{read_secret(secrets, account['secrets']['password'])}"
+            pair = f"{account.username}:{secret(account, 'password')}"
             return {"Authorization": "Basic " + b64encode(pair.encode()).decode()}
 
         return header
 
-    def token(account: dict[str, Any]) -> Callable[[], dict[str, str]]:
-        return lambda: {"Authorization": f"Token {read_secret(secrets, account['secrets']['api_token'])}"}
+    def token(account: Account) -> Callable[[], dict[str, str]]:
+        return lambda: {"Authorization": f"Token {secret(account, 'api_token')}"}
 
-    found: dict[str, Probe] = {}
-    if "mlflow" in accounts:
-        found["mlflow"] = Probe("/api/2.0/mlflow/experiments/search?max_results=1", basic(accounts["mlflow"]))
-    if "labels" in accounts:
-        found["labels"] = Probe("/api/projects?page_size=1", token(accounts["labels"]))
-    if "s3" in accounts:
-        found["s3"] = Probe("/", s3_signer(outputs, secrets, accounts["s3"]))
-    return found
+    def s3_signer(account: Account) -> Callable[[], dict[str, str]]:
+        """SigV4 headers for ListBuckets with the platform's key pair (botocore signs)."""
 
+        def headers() -> dict[str, str]:
+            from botocore.auth import SigV4Auth
+            from botocore.awsrequest import AWSRequest
+            from botocore.credentials import Credentials
 
-def s3_signer(outputs: dict[str, Any], secrets: Path, account: dict[str, Any]) -> Callable[[], dict[str, str]]:
-    """SigV4 headers for ListBuckets with the platform's key pair (botocore signs)."""
+            url = outputs.url("object_store") + "/"
+            credentials = Credentials(secret(account, "access_key"), secret(account, "secret_key"))
+            request = AWSRequest(method="GET", url=url, headers={"Host": urlsplit(url).netloc})
+            SigV4Auth(credentials, "s3", outputs.region).add_auth(request)
+            return dict(request.headers.items())
 
-    def headers() -> dict[str, str]:
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-        from botocore.credentials import Credentials
+        return headers
 
-        url = outputs["urls"]["s3"] + "/"
-        keys = account["secrets"]
-        credentials = Credentials(read_secret(secrets, keys["access_key"]), read_secret(secrets, keys["secret_key"]))
-        request = AWSRequest(method="GET", url=url, headers={"Host": urlsplit(url).netloc})
-        SigV4Auth(credentials, "s3", outputs.get("region", "us-east-1")).add_auth(request)
-        return dict(request.headers.items())
-
-    return headers
+    kinds: dict[str, tuple[str, Callable[[Account], Callable[[], dict[str, str]]]]] = {
+        "mlflow": ("/api/2.0/mlflow/experiments/search?max_results=1", basic),
+        "label_studio": ("/api/projects?page_size=1", token),
+        "object_store": ("/", s3_signer),
+    }
+    return {
+        service: Probe(kinds[service][0], kinds[service][1](endpoint.account))
+        for service, endpoint in outputs.services.items()
+        if service in kinds and endpoint.account is not None
+    }
 
 
 def check(service: str, url: str, probe: Probe, context: ssl.SSLContext, address: str | None) -> Health:
@@ -121,7 +120,7 @@ def check(service: str, url: str, probe: Probe, context: ssl.SSLContext, address
         status, _ = https_get(url + probe.path, context=context, address=address, headers=probe.auth())
     except (OSError, http.client.HTTPException, ssl.SSLError) as err:
         return Health(service, url, False, f"unreachable: {err}", _ms(started))
-    except (KeyError, FileNotFoundError) as err:
+    except (KeyError, UserError) as err:
         return Health(service, url, False, f"credentials missing: {err}", _ms(started))
     if status != 200:
         return Health(service, url, False, f"authenticated request got HTTP {status}", _ms(started))
@@ -130,17 +129,17 @@ def check(service: str, url: str, probe: Probe, context: ssl.SSLContext, address
     return Health(service, url, True, f"auth OK, anonymous refused ({anonymous})", _ms(started))
 
 
-def check_all(outputs: dict[str, Any], secrets: Path, address: str | None) -> list[Health]:
+def check_all(outputs: Outputs, state: Path, address: str | None) -> list[Health]:
     """Every service in outputs.json, in parallel; a service without a probe is reported down."""
-    cafile = outputs.get("ca_certificate")
+    cafile = outputs.ca_certificate
     context = ssl.create_default_context(cafile=cafile) if cafile else ssl.create_default_context()
-    known = probes(outputs, secrets)
-    with ThreadPoolExecutor(max_workers=max(1, len(outputs["urls"]))) as pool:
+    known = probes(outputs, state)
+    with ThreadPoolExecutor(max_workers=max(1, len(outputs.services))) as pool:
         futures = [
-            pool.submit(check, name, url, known[name], context, address)
+            pool.submit(check, name, endpoint.url, known[name], context, address)
             if name in known
-            else pool.submit(Health, name, url, False, "no credentials in outputs.json (re-run mlenv up)", 0.0)
-            for name, url in outputs["urls"].items()
+            else pool.submit(Health, name, endpoint.url, False, "no credentials in outputs.json (re-run mlenv up)", 0.0)
+            for name, endpoint in outputs.services.items()
         ]
         return [future.result() for future in futures]
 

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlenv.errors import UserError
+
 IMAGE_REPOSITORY = "localhost/mlenv-host"
 PACKAGES = (
     "systemd",
@@ -55,7 +57,7 @@ REQUIRED_TOOLS = {
 }
 
 
-class HostImageError(RuntimeError):
+class HostImageError(UserError):
     """The image cannot be built; the message says what to install or change."""
 
 

@@ -14,16 +14,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlenv.errors import UserError
 from mlenv.files import write_private
 from mlenv.hostimage import ensure_image, podman_env
 
 CONTAINER_NAME = "mlenv-local"
 HTTPS_PORT = 8443
+ROLE_LABEL, ROLE = "io.mlenv.role", "local-host"
+ENVIRONMENT_LABEL = "io.mlenv.environment"
 BOOT_TIMEOUT_S = 60
 SSH_PORT = "22/tcp"
 
 
-class LocalHostError(RuntimeError):
+class LocalHostError(UserError):
     pass
 
 
@@ -41,23 +44,49 @@ class LocalHost:
     project_root: Path
     name: str = CONTAINER_NAME
     https_port: int = HTTPS_PORT
+    environment: str = "local"
 
     @property
     def _env(self) -> dict[str, str]:
         return podman_env(self.project_root)
 
     def _podman(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["podman", *args], env=self._env, capture_output=True, text=True, check=False)
+        try:
+            result = subprocess.run(["podman", *args], env=self._env, capture_output=True, text=True, check=False)
+        except FileNotFoundError:
+            raise LocalHostError(
+                "podman is not installed: apt-get install podman runc (scripts/install-system-packages)"
+            ) from None
         if check and result.returncode != 0:
             raise LocalHostError(f"podman {' '.join(args[:2])} failed: {result.stderr.strip()}")
         return result
 
     def state(self) -> str:
-        """'running', 'exited', … or 'missing'."""
+        """'running', 'exited', … or 'missing'; a container that is not this environment's host is refused."""
         result = self._podman("container", "inspect", self.name, check=False)
         if result.returncode != 0:
             return "missing"
-        return json.loads(result.stdout)[0]["State"]["Status"]
+        inspected = json.loads(result.stdout)[0]
+        self._check_owner(inspected.get("Config", {}).get("Labels") or {})
+        return inspected["State"]["Status"]
+
+    def _check_owner(self, labels: dict[str, str]) -> None:
+        """Only a container mlenv made for this environment is converged, stopped or removed."""
+        if labels.get(ROLE_LABEL) != ROLE:
+            raise LocalHostError(
+                f"a container named {self.name} exists but was not made by mlenv: mlenv leaves it alone; "
+                f"set local.host_name in mlenv.yaml to another name"
+            )
+        owner = labels.get(ENVIRONMENT_LABEL)
+        # Hosts made before environments were labelled carry none; the default name ties them to theirs.
+        if owner is None and self.name == f"mlenv-{self.environment}":
+            return
+        if owner != self.environment:
+            raise LocalHostError(
+                f"the container {self.name} is the host of environment {owner or '(unlabelled)'!r}, not "
+                f"{self.environment!r}: mlenv does not touch another environment's host; set local.host_name "
+                f"in mlenv.yaml to another name (the default is mlenv-{self.environment})"
+            )
 
     def ensure_running(self) -> str:
         """Create or start the host; return what was done."""
@@ -79,7 +108,9 @@ class LocalHost:
                 # Hardened units (PrivateTmp, ProtectSystem) need it to set up their namespaces.
                 "--cap-add=SYS_ADMIN",
                 "--label",
-                "io.mlenv.role=local-host",
+                f"{ROLE_LABEL}={ROLE}",
+                "--label",
+                f"{ENVIRONMENT_LABEL}={self.environment}",
                 "--publish",
                 f"127.0.0.1:{self.https_port}:443",
                 # Podman picks a free loopback port for SSH; `ssh_port()` reads it back.

@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mlenv.errors import UserError
 
-class EnvironmentBusy(RuntimeError):
+
+class EnvironmentBusy(UserError):
     pass
 
 

@@ -21,7 +21,9 @@ def local_host(app: Application) -> Any:
     from mlenv.paths import project_root
 
     config = app.config
-    return LocalHost(project_root(), name=config.local.host_name, https_port=config.tls.https_port)
+    return LocalHost(
+        project_root(), name=config.local_host_name, https_port=config.tls.https_port, environment=config.environment
+    )
 
 
 def connection_for(app: Application, host: Any) -> dict[str, str]:

@@ -32,7 +32,7 @@ tls:
 
 local:
   target: container       # container: a systemd container on this machine | this-host (PID 1 is systemd)
-  host_name: mlenv-local
+  # host_name: mlenv-{environment}   # the default: each environment has its own host
 """
 
 CLOUD = """

@@ -123,14 +123,16 @@ def test_what_the_gitlab_layer_gets_from_this_converge_works(stack):
     config = MlenvConfig.model_validate(
         {"profile": "cloud", "cloud": {"inventory": "/x", "cluster": cluster, "gitlab": {"group_path": "team"}}}
     )
-    outputs = json.loads((stack.state / "outputs.json").read_text())
-    handed = gitlab_stack_config(config, outputs, stack.state / "secrets")
+    from mlenv.outputs import read
+
+    outputs = read(stack.state)
+    handed = gitlab_stack_config(config, outputs, stack.state)
     platform = json.loads(handed["platform"].value)
     assert platform["tracking_uri"] == stack.url("mlflow", "") and platform["s3_endpoint"] == stack.url("s3", "")
     ci = boto3.client(
         "s3",
         endpoint_url=platform["s3_endpoint"],
-        region_name=outputs["region"],
+        region_name=outputs.region,
         aws_access_key_id=handed["awsAccessKeyId"].value,
         aws_secret_access_key=handed["awsSecretAccessKey"].value,
         verify=stack.ca,

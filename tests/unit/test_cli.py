@@ -39,16 +39,18 @@ def write_outputs(state: Path, port: int) -> None:
     for relative, value in {"mlflow/admin_password": "pw-mlflow", "label_studio/api_token": "tok"}.items():
         (secrets / relative).parent.mkdir(parents=True, exist_ok=True)
         (secrets / relative).write_text(value + "\n")
+    mlflow = {"username": "admin", "secrets": {"password": "mlflow/admin_password"}}
+    labels = {"username": "admin@mlenv.local", "secrets": {"api_token": "label_studio/api_token"}}
     outputs = {
         "environment": "local",
-        "urls": {
-            "mlflow": f"https://mlflow.mlenv.localhost:{port}",
-            "labels": f"https://labels.mlenv.localhost:{port}",
+        "services": {
+            "mlflow": {"url": f"https://mlflow.mlenv.localhost:{port}", "account": mlflow},
+            "label_studio": {"url": f"https://labels.mlenv.localhost:{port}", "account": labels},
         },
-        "accounts": {
-            "mlflow": {"username": "admin", "secrets": {"password": "mlflow/admin_password"}},
-            "labels": {"username": "admin@mlenv.local", "secrets": {"api_token": "label_studio/api_token"}},
-        },
+        "object_store_endpoint": "http://127.0.0.1:8333",
+        "region": "us-east-1",
+        "buckets": ["mlflow", "datasets"],
+        "versioned_buckets": ["datasets"],
     }
     (state / "outputs.json").write_text(json.dumps(outputs))
 
@@ -111,7 +113,7 @@ def test_status_reports_unreachable_services_and_fails(run) -> None:
     assert result.exit_code == 1, result.output
     assert result.output.count(" down ") == 2
     assert "unreachable: [Errno 111] Connection refused" in result.output
-    assert result.output.endswith("error: down: mlflow, labels\n")
+    assert result.output.endswith("error: down: mlflow, label_studio\n")
 
 
 def test_credentials_show_where_secrets_are_not_what_they_are(run) -> None:

@@ -1,4 +1,4 @@
-"""The cloud profile's hand-over between layers (DESIGN.md, "The flow"), without a cloud.
+"""The cloud profile's hand-over between layers (docs/architecture.md), without a cloud.
 
 What mlenv passes to each Pulumi program is fed to the real program under Pulumi's mocks; what the
 programs return is kept in the state dir with the modes the secrets need; the flow's order and
@@ -17,8 +17,13 @@ import pytest
 from mlenv import cloud
 from mlenv.config import MlenvConfig
 from mlenv.files import write_private
+from mlenv.outputs import Outputs
+from mlenv.outputs import read as read_outputs
 from mlenv.runners.pulumi import PulumiWorkspace, StackProgress, StackValue
+from tests.conftest import playbook_filters
 from tests.unit.infra.mocks import run_program
+
+service_endpoints = playbook_filters("mlenv_outputs").service_endpoints
 
 POOLS = [
     {"name": "t4", "machine_type": "n1-standard-8", "accelerator": "nvidia-tesla-t4", "max_nodes": 2},
@@ -48,22 +53,29 @@ def cloud_config(tmp_path: Path, **tls: Any) -> MlenvConfig:
     )
 
 
-def outputs_json(state: Path, *, label_studio: bool = True) -> dict[str, Any]:
-    """outputs.json as site.yml's Outputs play writes it, with the secret files it names."""
+def outputs_json(state: Path, *, label_studio: bool = True) -> Outputs:
+    """outputs.json as site.yml's Outputs play writes it (through its filter), with the secret files it names."""
     for relative, value in SECRET_FILES.items():
         (state / "secrets" / relative).parent.mkdir(parents=True, exist_ok=True)
         (state / "secrets" / relative).write_text(value + "\n")
-    urls = {"mlflow": "https://mlflow.ml.example.com", "s3": "https://s3.ml.example.com"}
+    urls = {"mlflow": "https://mlflow.ml.example.com", "object_store": "https://s3.ml.example.com"}
     accounts: dict[str, Any] = {"mlflow": {"username": "admin", "secrets": {"password": "mlflow/admin_password"}}}
     if label_studio:
-        urls["labels"] = "https://labels.ml.example.com"
-        accounts["labels"] = {
+        urls["label_studio"] = "https://labels.ml.example.com"
+        accounts["label_studio"] = {
             "username": "admin@mlenv.local",
             "secrets": {"password": "label_studio/admin_password", "api_token": "label_studio/api_token"},
         }
-    found = {"environment": "team-a", "urls": urls, "accounts": accounts, "region": "us-east-1"}
+    found = {
+        "environment": "team-a",
+        "services": service_endpoints(urls, accounts),
+        "object_store_endpoint": "http://10.0.1.11:8333",
+        "region": "us-east-1",
+        "buckets": ["mlflow", "datasets"],
+        "versioned_buckets": ["datasets"],
+    }
     (state / "outputs.json").write_text(json.dumps(found))
-    return found
+    return read_outputs(state)
 
 
 def plain(config: dict[str, StackValue]) -> dict[str, str]:
@@ -121,7 +133,7 @@ def test_the_gitlab_program_gets_the_services_and_their_secrets(tmp_path: Path, 
     config = cloud_config(tmp_path)
     outputs = outputs_json(tmp_path, label_studio=label_studio)
     write_private(tmp_path / "secrets/kubeconfig", "apiVersion: v1\nkind: Config\n")
-    stack_config = cloud.gitlab_stack_config(config, outputs, tmp_path / "secrets")
+    stack_config = cloud.gitlab_stack_config(config, outputs, tmp_path)
     secret = {key for key, value in stack_config.items() if value.secret}
     assert secret == {"mlflowPassword", "awsAccessKeyId", "awsSecretAccessKey", "kubeconfig"} | (
         {"labelStudioApiKey"} if label_studio else set()

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
+from tests.conftest import playbook_filters
 
-from tests.conftest import PROJECT_ROOT
-
-spec = importlib.util.spec_from_file_location(
-    "mlenv_inventory", PROJECT_ROOT / "ansible/playbooks/filter_plugins/mlenv_inventory.py"
-)
-assert spec and spec.loader
-mlenv_inventory = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mlenv_inventory)
-clashes = mlenv_inventory.mlenv_port_clashes
+clashes = playbook_filters("mlenv_inventory").mlenv_port_clashes
 
 ALL_GROUPS = ["db_hosts", "object_store_hosts", "mlflow_hosts", "label_studio_hosts", "proxy_hosts"]
 

@@ -11,7 +11,22 @@ from mlenv import __version__
 from mlenv.app import Application
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class MlenvGroup(click.Group):
+    """Reports a user-facing error once, here at the edge: one message, its problems, its exit code."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from mlenv.errors import UserError, from_os_error
+
+        try:
+            return super().invoke(ctx)
+        except (UserError, OSError) as err:
+            found = err if isinstance(err, UserError) else from_os_error(err)
+            app = ctx.obj if isinstance(ctx.obj, Application) else Application()
+            app.report(found)
+            ctx.exit(found.code)
+
+
+@click.group(cls=MlenvGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, envvar="MLENV_VERBOSE", help="Stream the full Ansible output.")
 @click.option(
     "-c",

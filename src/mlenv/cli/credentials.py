@@ -5,7 +5,6 @@ from pathlib import Path
 import click
 
 from mlenv.app import Application
-from mlenv.cli.outputs import read_outputs
 
 CLOUD_SECRETS = [
     ("cluster", "kubeconfig", "kubeconfig"),
@@ -21,9 +20,11 @@ def credentials(app: Application, show_secrets: bool) -> None:
     """Service URLs, usernames and where each secret is kept (0600 files)."""
     from rich.table import Table
 
-    outputs = read_outputs(app)
-    secrets = app.state / "secrets"
-    table = Table(title=f"mlenv credentials: {outputs['environment']}")
+    from mlenv import outputs as platform
+
+    outputs = platform.read(app.state)
+    secrets = app.state / platform.SECRETS_DIR
+    table = Table(title=f"mlenv credentials: {outputs.environment}")
     for column in ("service", "URL", "username", "secret", "value" if show_secrets else "file"):
         table.add_column(column)
 
@@ -31,9 +32,12 @@ def credentials(app: Application, show_secrets: bool) -> None:
         shown = (path.read_text().strip() if path.is_file() else "(missing)") if show_secrets else str(path)
         table.add_row(service, url, username, kind, shown)
 
-    for service, account in outputs.get("accounts", {}).items():
-        for kind, relative in account["secrets"].items():
-            add(service, outputs["urls"].get(service, ""), account["username"], kind, secrets / relative)
+    for service, endpoint in outputs.services.items():
+        if endpoint.account is None:
+            continue
+        for kind in endpoint.account.secrets:
+            path = platform.secret_file(app.state, endpoint.account, kind)
+            add(service, endpoint.url, endpoint.account.username, kind, path)
     # The cloud profile's: what the cluster and GitLab programs returned (shown only when they exist).
     for service, kind, relative in CLOUD_SECRETS:
         if (secrets / relative).is_file():
@@ -41,7 +45,7 @@ def credentials(app: Application, show_secrets: bool) -> None:
     for runner in sorted((secrets / "gitlab").glob("runner-*.toml")):
         add("gitlab", "", "", f"{runner.stem} config.toml", runner)
     app.console.print(table)
-    if outputs.get("ca_certificate"):
-        app.info(f"CA certificate to trust: {outputs['ca_certificate']}")
+    if outputs.ca_certificate:
+        app.info(f"CA certificate to trust: {outputs.ca_certificate}")
     if not show_secrets:
         app.info("secrets stay in their files; `mlenv credentials --show-secrets` prints them")

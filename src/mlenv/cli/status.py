@@ -3,7 +3,6 @@ from __future__ import annotations
 import click
 
 from mlenv.app import Application
-from mlenv.cli.outputs import read_outputs
 
 
 @click.command()
@@ -12,13 +11,14 @@ def status(app: Application) -> None:
     """Health of every endpoint through TLS with auth; exit code 1 when something is down."""
     from rich.table import Table
 
+    from mlenv import outputs as platform
     from mlenv.health import check_all
 
-    outputs = read_outputs(app)
+    outputs = platform.read(app.state)
     # The local container publishes on loopback; its service names need no DNS.
     address = "127.0.0.1" if app.config.profile == "local" else None
-    results = check_all(outputs, app.state / "secrets", address)
-    table = Table(title=f"mlenv status: {outputs['environment']}")
+    results = check_all(outputs, app.state, address)
+    table = Table(title=f"mlenv status: {outputs.environment}")
     for column in ("service", "URL", "state", "detail", "ms"):
         table.add_column(column, justify="right" if column == "ms" else "left")
     for health in results:

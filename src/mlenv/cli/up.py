@@ -3,16 +3,15 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from mlenv.app import Application
 
 if TYPE_CHECKING:
+    from mlenv.outputs import Outputs
     from mlenv.runners.ansible import PlaybookResult
-
-SERVICES = {"mlflow": "MLflow", "labels": "Label Studio", "s3": "S3 object store"}
 
 
 @click.command()
@@ -64,7 +63,9 @@ def finish(app: Application, result: PlaybookResult, started: float) -> None:
     if not result.ok:
         app.abort(f"the converge failed ({result.failed} failed tasks); full log: {result.log}")
     app.success(f"converged in {time.monotonic() - started:.0f}s, {result.changed} changes; log: {result.log}")
-    show_summary(app, json.loads((app.state / "outputs.json").read_text()), app.state)
+    from mlenv import outputs
+
+    show_summary(app, outputs.read(app.state), app.state)
 
 
 def run_preflight(app: Application, *, host_exists: bool, port_owned: bool) -> None:
@@ -77,18 +78,20 @@ def run_preflight(app: Application, *, host_exists: bool, port_owned: bool) -> N
         app.abort(f"{len(failed)} preflight check(s) failed; nothing was changed")
 
 
-def show_summary(app: Application, outputs: dict[str, Any], state: Path) -> None:
+def show_summary(app: Application, outputs: Outputs, state: Path) -> None:
     """The URLs, the CA to trust and where the credentials are, from the outputs Ansible wrote."""
     from rich.table import Table
 
-    table = Table(title=f"mlenv: {outputs['environment']} environment")
+    from mlenv.outputs import TITLES
+
+    table = Table(title=f"mlenv: {outputs.environment} environment")
     table.add_column("service")
     table.add_column("URL")
-    for name, url in outputs["urls"].items():
-        table.add_row(SERVICES.get(name, name), url)
+    for name, endpoint in outputs.services.items():
+        table.add_row(TITLES.get(name, name), endpoint.url)
     app.console.print(table)
-    if outputs.get("ca_certificate"):
-        app.info(f"trust this CA in clients: {outputs['ca_certificate']}")
+    if outputs.ca_certificate:
+        app.info(f"trust this CA in clients: {outputs.ca_certificate}")
     cluster, gitlab = state / "cluster.json", state / "gitlab.json"
     if cluster.is_file():
         found = json.loads(cluster.read_text())

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlenv.errors import UserError
 from mlenv.files import write_private
 
 # Automation API imports cost about 0.3 s: they happen inside the functions that run a stack.
@@ -108,7 +109,7 @@ class PulumiWorkspace:
 Echo = Callable[[str], None] | None
 
 
-class PulumiRunError(RuntimeError):
+class PulumiRunError(UserError):
     """A preview, up or destroy that failed; the message names the log."""
 
 
