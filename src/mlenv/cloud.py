@@ -51,7 +51,7 @@ def keep_cluster_outputs(state: Path, outputs: dict[str, Any]) -> Path:
 
 
 def kubernetes_vars(config: MlenvConfig, state: Path, cluster_outputs: dict[str, Any]) -> dict[str, Any]:
-    """Facts of the cluster the program made (extra vars: they win over the inventory)."""
+    """Facts of the cluster the program made; mlenv owns them (the settings layer)."""
     assert config.cloud is not None
     kubeconfig = str(state / "secrets" / KUBECONFIG_FILE)
     gpus = {pool.name: pool.accelerator_count for pool in config.cloud.cluster.gpu_pools}
@@ -187,8 +187,11 @@ def up(app: Application) -> PlaybookResult:
     )
     keep_cluster_outputs(app.state, cluster_outputs)
     defaults = {"all": {"vars": platform_defaults(config, app.state)}}
-    inventory = [config.cloud.inventory, write_inventory(app.state / "cloud-defaults.yml", defaults)]
-    result = converge(app, inventory, extravars=kubernetes_vars(config, app.state, cluster_outputs))
+    # Defaults first: the operator's inventory, after them, may point elsewhere.
+    inventory = [write_inventory(app.state / "cloud-defaults.yml", defaults), config.cloud.inventory]
+    facts = kubernetes_vars(config, app.state, cluster_outputs)
+    source = "cloud.cluster (the cluster program's outputs)"
+    result = converge(app, inventory, extra_settings={name: (value, source) for name, value in facts.items()})
     if not result.ok:
         app.abort(f"the converge failed ({result.failed} failed tasks); full log: {result.log}")
     if config.cloud.gitlab is not None:

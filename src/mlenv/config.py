@@ -306,30 +306,42 @@ class MlenvConfig(Strict):
         """The environment's own container: each environment its host, never another's."""
         return self.local.host_name or f"mlenv-{self.environment}"
 
-    def ansible_vars(self) -> dict[str, Any]:
-        """The inventory variables this configuration sets (role names and prefixes as in DESIGN.md)."""
-        found: dict[str, Any] = {
-            "mlenv_environment": self.environment,
-            "mlenv_domain": self.tls.domain,
-            "mlenv_services": ["mlflow", *(["label_studio"] if self.services.label_studio else [])],
-            "object_store_backend": self.object_store.backend,
-            "object_store_buckets": list(self.object_store.buckets),
-            "object_store_versioned_buckets": list(self.object_store.versioned_buckets),
+    def settings(self) -> dict[str, tuple[Any, str]]:
+        """The inventory variables this configuration owns, each with the key path it comes from
+        (roles' option names; globals shared by several roles are mlenv_*)."""
+        found: dict[str, tuple[Any, str]] = {
+            "mlenv_environment": (self.environment, "environment"),
+            "mlenv_domain": (self.tls.domain, "tls.domain"),
+            "mlenv_services": (
+                ["mlflow", *(["label_studio"] if self.services.label_studio else [])],
+                "services.label_studio",
+            ),
+            "object_store_backend": (self.object_store.backend, "object_store.backend"),
+            "object_store_buckets": (list(self.object_store.buckets), "object_store.buckets"),
+            "object_store_versioned_buckets": (
+                list(self.object_store.versioned_buckets),
+                "object_store.versioned_buckets",
+            ),
         }
         if self.object_store.endpoint:
-            found["object_store_external_endpoint"] = self.object_store.endpoint
+            found["object_store_external_endpoint"] = (self.object_store.endpoint, "object_store.endpoint")
         if self.tls.certificate and self.tls.key:
-            found.update(
-                proxy_tls_mode="provided",
-                proxy_tls_cert_file=str(self.tls.certificate.expanduser().resolve()),
-                proxy_tls_key_file=str(self.tls.key.expanduser().resolve()),
-            )
-        pins = {"mlflow": "mlflow_version", "label_studio": "label_studio_version"}
-        pins["seaweedfs"] = "object_store_seaweedfs_version"
+            found["proxy_tls_mode"] = ("provided", "tls.certificate")
+            found["proxy_tls_cert_file"] = (str(self.tls.certificate.expanduser().resolve()), "tls.certificate")
+            found["proxy_tls_key_file"] = (str(self.tls.key.expanduser().resolve()), "tls.key")
+        pins = {
+            "mlflow": "mlflow_version",
+            "label_studio": "label_studio_version",
+            "seaweedfs": "object_store_seaweedfs_version",
+        }
         for field, variable in pins.items():
             if getattr(self.versions, field):
-                found[variable] = getattr(self.versions, field)
+                found[variable] = (getattr(self.versions, field), f"versions.{field}")
         return found
+
+    def ansible_vars(self) -> dict[str, Any]:
+        """The values alone of `settings()`."""
+        return {variable: value for variable, (value, _) in self.settings().items()}
 
 
 def config_path(explicit: Path | None = None) -> Path | None:

@@ -12,6 +12,7 @@ from mlenv.app import Application
 from mlenv.config import MlenvConfig
 from mlenv.files import write_private
 from mlenv.runners.ansible import LayerProgress, PlaybookResult, ProgressTracker, run_playbook, strategy_env
+from mlenv.settings import Settings, owned_settings, write_layer
 
 LOCAL_INVENTORY_HOST = "mlenv-local"  # the host's name in inventories/local, whatever the container is called
 
@@ -49,15 +50,19 @@ def local_inventory(app: Application, connection: dict[str, str]) -> list[Path]:
 
 
 def converge(
-    app: Application, inventory: list[Path], *, extravars: dict[str, Any] | None = None, check: bool = False
+    app: Application, inventory: list[Path], *, extra_settings: Settings | None = None, check: bool = False
 ) -> PlaybookResult:
-    """site.yml on the given inventory, one progress line per layer (play)."""
+    """site.yml on the given inventory below mlenv.yaml's settings layer, one progress line per layer (play)."""
     from mlenv.hostimage import containers_conf
     from mlenv.paths import project_root
 
     root = project_root()
     config: MlenvConfig = app.config
     public_port = config.tls.https_port if config.profile == "local" and config.local.target == "container" else 443
+    settings = owned_settings(config, app.state, public_https_port=public_port, extra=extra_settings)
+    # First: the operator's inventory (group_vars, and its own files' `all` vars) comes after it and
+    # the boilerplate play names every disagreement.
+    sources = [write_layer(app.state, settings), *inventory]
 
     def layer_done(layer: LayerProgress) -> None:
         mark = "[red]✘[/red]" if layer.failed else "[green]✔[/green]"
@@ -72,7 +77,7 @@ def converge(
 
         return run_playbook(
             root / "ansible/playbooks/site.yml",
-            inventory=inventory,
+            inventory=sources,
             private_data_dir=app.state / "ansible-runner",
             envvars={
                 "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
@@ -81,12 +86,6 @@ def converge(
                 "ANSIBLE_HOST_KEY_CHECKING": "True",
                 "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", str(containers_conf(root))),
                 **strategy_env(),
-            },
-            extravars={
-                **config.ansible_vars(),
-                "mlenv_public_https_port": public_port,
-                "mlenv_secrets_dir": str(app.state / "secrets"),
-                **(extravars or {}),
             },
             tracker=ProgressTracker(layer_done, on_task),
             verbose=app.verbose,

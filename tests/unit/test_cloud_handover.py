@@ -274,10 +274,11 @@ def test_up_runs_cluster_then_services_then_gitlab_passing_outputs_on(tmp_path: 
     programs = {cloud.CLUSTER: cluster_outputs, cloud.GITLAB: gitlab_outputs}
     monkeypatch.setattr(cloud, "program", lambda app, name: RecordedProgram(name, calls, programs[name]))
 
-    def converge(app, inventory, *, extravars=None, check=False) -> PlaybookResult:
-        calls.append(("converge", str(inventory[0]), extravars))
+    def converge(app, inventory, *, extra_settings=None, check=False) -> PlaybookResult:
+        facts = {name: value for name, (value, _) in (extra_settings or {}).items()}
+        calls.append(("converge", str(inventory[-1]), facts))
         # The kubeconfig is in place before the Kubernetes play needs it.
-        assert Path(extravars["kserve_kubeconfig"]).read_text() == "apiVersion: v1\n"
+        assert Path(facts["kserve_kubeconfig"]).read_text() == "apiVersion: v1\n"
         outputs_json(state)
         return PlaybookResult("successful", 0, 4, 0, state / "log", [])
 
@@ -339,7 +340,8 @@ def test_a_lock_left_by_a_killed_run_is_released_only_on_mlenvs_own_backend(
 
 def test_the_operators_group_vars_win_over_mlenvs_platform_defaults(tmp_path: Path, tool_env) -> None:
     """Ansible's own precedence, as `mlenv up` (cloud) layers the inventories: the operator's group_vars over
-    the defaults mlenv derives, and mlenv's extra vars (the cluster's facts) over both."""
+    the defaults mlenv derives; the cluster's facts come from mlenv's settings layer, which nothing in the
+    sample contradicts."""
     import shutil
     import subprocess
 
@@ -349,13 +351,21 @@ def test_the_operators_group_vars_win_over_mlenvs_platform_defaults(tmp_path: Pa
     inventory = tmp_path / "inventory"
     shutil.copytree(PROJECT_ROOT / "inventories/sample", inventory)
     (inventory / "group_vars/all/endpoints.yml").write_text("kserve_s3_endpoint: s3.internal:9000\n")
-    defaults = cloud.platform_defaults(cloud_config(tmp_path), tmp_path)
+    from mlenv.settings import owned_settings, write_layer
+
+    config = cloud_config(tmp_path)
+    defaults = cloud.platform_defaults(config, tmp_path)
     layered = write_inventory(tmp_path / "cloud-defaults.yml", {"all": {"vars": defaults}})
+    facts = cloud.kubernetes_vars(config, tmp_path, {"gpu_pools": [{"name": "t4"}]})
+    settings = owned_settings(config, tmp_path, public_https_port=443, extra={k: (v, "c") for k, v in facts.items()})
+    layer = write_layer(tmp_path, settings)
     result = subprocess.run(
-        ["ansible-inventory", "-i", str(inventory), "-i", str(layered), "--host", "apps1.ml.example.internal"],
+        ["ansible-inventory", "-i", str(layer), "-i", str(layered), "-i", str(inventory),
+         "--host", "apps1.ml.example.internal"],
         env=tool_env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     host = json.loads(result.stdout)
     assert host["kserve_s3_endpoint"] == "s3.internal:9000"  # the operator's choice
     assert host["argo_workflows_s3_endpoint"] == "s3.ml.example.com:443"  # mlenv's default
-    assert host["mlenv_kubernetes"] is False  # the sample's; `mlenv up` turns it on with an extra var
+    assert host["mlenv_kubernetes"] is True  # the settings layer's
+    assert host["kserve_kubeconfig"] == str(tmp_path / "secrets/kubeconfig")

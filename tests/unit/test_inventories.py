@@ -1,13 +1,23 @@
-"""The inventories parse, and the boilerplate play stops a port clash before any host is touched."""
+"""The inventories parse; the boilerplate play stops a port clash, or an inventory that disagrees
+with mlenv.yaml, before any host is touched."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from mlenv.config import MlenvConfig
+from mlenv.settings import owned_settings, write_layer
 from tests.conftest import PROJECT_ROOT
+
+
+def settings_layer(state: Path, config: MlenvConfig | None = None, port: int = 8443) -> Path:
+    """The layer `mlenv up` writes for a configuration (default: the embedded local profile)."""
+    settings = owned_settings(config or MlenvConfig(), state, public_https_port=port, extra=None)
+    return write_layer(state, settings)
 
 
 @pytest.mark.parametrize("inventory", ["local", "sample"])
@@ -21,22 +31,59 @@ def test_inventory_lists_a_host_in_every_service_group(inventory, tool_env):
         assert groups[group]["hosts"], f"{inventory}: {group} is empty"
 
 
-def boilerplate(tool_env, *extra: str) -> subprocess.CompletedProcess[str]:
+def boilerplate(tool_env, layer: Path, *extra: str, inventory: str = "local") -> subprocess.CompletedProcess[str]:
+    # As mlenv runs Ansible: the state folder is the layer's.
+    env = {**tool_env, "MLENV_STATE_DIR": str(layer.parent)}
     return subprocess.run(
-        ["ansible-playbook", "-i", str(PROJECT_ROOT / "inventories/local/hosts.yml"), "--check", *extra,
-         "-e", "ansible_python_interpreter={{ ansible_playbook_python }}",
+        ["ansible-playbook", "-i", str(layer), "-i", str(PROJECT_ROOT / f"inventories/{inventory}/hosts.yml"),
+         "--check", *extra, "-e", "ansible_python_interpreter={{ ansible_playbook_python }}",
          str(PROJECT_ROOT / "ansible/playbooks/boilerplate.yml")],
-        env=tool_env, capture_output=True, text=True, check=False, timeout=120,
+        env=env, capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
 
 
-def test_the_local_inventory_passes_the_boilerplate_checks(tool_env):
-    result = boilerplate(tool_env)
+def test_the_local_inventory_passes_the_boilerplate_checks(tool_env, tmp_path):
+    result = boilerplate(tool_env, settings_layer(tmp_path))
     assert result.returncode == 0, result.stdout[-2000:]
 
 
-def test_a_port_clash_between_two_services_stops_the_run(tool_env):
-    result = boilerplate(tool_env, "-e", "mlflow_port=8080")
+def test_the_local_inventory_leaves_what_mlenv_yaml_owns_to_the_layer(tool_env, tmp_path):
+    """One source: a domain or bucket list in mlenv.yaml reaches the hosts, with nothing to disagree."""
+    config = MlenvConfig.model_validate(
+        {"environment": "team-b", "tls": {"domain": "ml.team-b.test"}, "services": {"label_studio": False}}
+    )
+    layer = settings_layer(tmp_path, config, port=9443)
+    result = subprocess.run(
+        ["ansible-inventory", "-i", str(layer), "-i", str(PROJECT_ROOT / "inventories/local/hosts.yml"),
+         "--host", "mlenv-local"],
+        env=tool_env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    seen = json.loads(result.stdout)
+    assert seen["mlenv_domain"] == "ml.team-b.test" and seen["mlenv_environment"] == "team-b"
+    assert seen["mlenv_services"] == ["mlflow"] and seen["mlenv_public_https_port"] == 9443
+    assert seen["mlenv_secrets_dir"] == str(tmp_path / "secrets")
+    assert boilerplate(tool_env, layer).returncode == 0
+
+
+def test_an_inventory_that_disagrees_with_mlenv_yaml_stops_naming_both(tool_env, tmp_path):
+    """The sample inventory sets mlenv_domain ml.example.com; mlenv.yaml says another domain."""
+    config = MlenvConfig.model_validate({"environment": "ml-team", "tls": {"domain": "ml.other.test"}})
+    result = boilerplate(tool_env, settings_layer(tmp_path, config, port=443), inventory="sample")
+    assert result.returncode != 0
+    message = " ".join(result.stdout.split())
+    assert (
+        "mlenv_domain: mlenv.yaml (tls.domain) sets 'ml.other.test', but the inventory sets 'ml.example.com' "
+        "for db1.ml.example.internal"
+    ) in message, result.stdout[-3000:]
+    assert "changed=0" in result.stdout
+    agreeing = MlenvConfig.model_validate({"environment": "ml-team", "tls": {"domain": "ml.example.com"}})
+    result = boilerplate(tool_env, settings_layer(tmp_path, agreeing, port=443), inventory="sample")
+    assert "Check that the inventory agrees with mlenv.yaml" in result.stdout
+    assert "mlenv.yaml (" not in result.stdout, result.stdout[-3000:]
+
+
+def test_a_port_clash_between_two_services_stops_the_run(tool_env, tmp_path):
+    result = boilerplate(tool_env, settings_layer(tmp_path), "-e", "mlflow_port=8080")
     assert result.returncode != 0
     message = " ".join(result.stdout.split())
     assert "Port clash: mlenv-local: label_studio_port and mlflow_port are both 8080" in message, result.stdout[-2000:]
