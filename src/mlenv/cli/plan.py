@@ -9,7 +9,6 @@ from mlenv.app import Application
 @click.pass_obj
 def plan(app: Application) -> None:
     """What `mlenv up` would change (Ansible check mode; Pulumi preview for the cloud profile)."""
-    from mlenv.localhost import LocalHostError
     from mlenv.orchestrate import connection_for, converge, local_host, local_inventory
 
     config = app.config
@@ -20,20 +19,38 @@ def plan(app: Application) -> None:
     host = local_host(app)
     state = host.state() if config.local.target == "container" else "running"
     if state != "running":
-        what = "create" if state == "missing" else "start"
-        app.info(f"would {what} the local host '{host.name}', then install and configure every service")
+        describe_new_environment(app, host.name, host.https_port, create=state == "missing")
         return
-    try:
-        with app.locked("plan"):
-            result = converge(app, local_inventory(app, connection_for(app, host)), check=True)
-    except LocalHostError as err:
-        app.abort(str(err))
+    with app.locked("plan"):
+        result = converge(app, local_inventory(app, connection_for(app, host)), check=True)
     if not result.ok:
         app.abort(f"the check failed ({result.failed} failed tasks); full log: {result.log}")
     if result.changed:
         app.info(f"{result.changed} change(s) would be made; full diff: {result.log}")
     else:
         app.success("nothing would change")
+
+
+def describe_new_environment(app: Application, host: str, port: int, *, create: bool) -> None:
+    """What the first `mlenv up` makes, from mlenv.yaml alone: check mode needs a host to look at."""
+    from mlenv.outputs import TITLES
+
+    config = app.config
+    domain, services = config.tls.domain, ["mlflow", "object_store"]
+    if config.services.label_studio:
+        services.append("label_studio")
+    names = {"mlflow": "mlflow", "object_store": "s3", "label_studio": "labels"}
+    if create:
+        app.info(f"would create the local host '{host}' (systemd container, HTTPS published on 127.0.0.1:{port})")
+    else:
+        app.info(f"would start the local host '{host}', then converge it")
+    app.info(
+        f"would install PostgreSQL, the object store ({config.object_store.backend}) and the TLS proxy, and serve:"
+    )
+    for service in services:
+        app.info(f"  {TITLES[service]:<16} https://{names[service]}.{domain}:{port}")
+    buckets = ", ".join(config.object_store.buckets)
+    app.info(f"would create the buckets {buckets} and generate every secret in {app.state / 'secrets'}")
 
 
 def plan_cloud(app: Application) -> None:

@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 @click.pass_obj
 def up(app: Application) -> None:
     """Bring the ML environment up (safe to re-run; resumes after an interruption)."""
-    from mlenv.hostimage import HostImageError
-    from mlenv.localhost import LocalHostError, pid1_is_systemd
+    import shutil
+
+    from mlenv.localhost import pid1_is_systemd
     from mlenv.orchestrate import connection_for, converge, local_host, local_inventory
 
     config = app.config
@@ -27,35 +28,34 @@ def up(app: Application) -> None:
     if config.profile == "cloud":
         from mlenv import cloud
 
-        run_preflight(app, host_exists=False, port_owned=False)
         with app.locked("up"):
+            run_preflight(app, host_exists=False, port_owned=False)
             (app.state / "secrets").mkdir(parents=True, exist_ok=True, mode=0o700)
             app.info(f"target: the hosts of {config.cloud.inventory} and a {config.cloud.cluster.provider} cluster")
             result = cloud.up(app)
         finish(app, result, started)
         return
-    try:
-        with app.locked("up"):
-            (app.state / "secrets").mkdir(parents=True, exist_ok=True, mode=0o700)
-            host = local_host(app)
-            if config.local.target == "this-host":
-                if not pid1_is_systemd():
-                    app.abort("local.target this-host needs systemd as PID 1 here; use target: container")
-                run_preflight(app, host_exists=True, port_owned=True)
-                app.info("target: this machine (connection local)")
-            else:
-                state = host.state()
-                run_preflight(app, host_exists=state != "missing", port_owned=state != "missing")
-                app.info(f"target: systemd container host '{host.name}' (HTTPS on 127.0.0.1:{host.https_port})")
-                with app.status("preparing the local host (image, container) …"):
-                    action = host.ensure_running()
-                app.success(f"local host {host.name}: {action}")
-            connection = connection_for(app, host)
-            if connection.get("ansible_connection") == "ssh":
-                app.info(f"connection: SSH on 127.0.0.1:{connection['ansible_port']}, host key pinned")
-            result = converge(app, local_inventory(app, connection))
-    except (HostImageError, LocalHostError) as err:
-        app.abort(str(err))
+    with app.locked("up"):
+        host = local_host(app)
+        if config.local.target == "this-host":
+            if not pid1_is_systemd():
+                app.abort("local.target this-host needs systemd as PID 1 here; use target: container")
+            run_preflight(app, host_exists=True, port_owned=True)
+            app.info("target: this machine (connection local)")
+        else:
+            # Without podman the preflight says how to install it; nothing is asked of podman before.
+            state = host.state() if shutil.which("podman") else "missing"
+            run_preflight(app, host_exists=state != "missing", port_owned=state != "missing")
+        (app.state / "secrets").mkdir(parents=True, exist_ok=True, mode=0o700)
+        if config.local.target != "this-host":
+            app.info(f"target: systemd container host '{host.name}' (HTTPS on 127.0.0.1:{host.https_port})")
+            with app.status("preparing the local host (image, container) …"):
+                action = host.ensure_running()
+            app.success(f"local host {host.name}: {action}")
+        connection = connection_for(app, host)
+        if connection.get("ansible_connection") == "ssh":
+            app.info(f"connection: SSH on 127.0.0.1:{connection['ansible_port']}, host key pinned")
+        result = converge(app, local_inventory(app, connection))
     finish(app, result, started)
 
 
