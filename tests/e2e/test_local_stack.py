@@ -56,7 +56,12 @@ def test_up_printed_the_urls_and_where_the_credentials_are(stack):
     for service in ("mlflow", "labels", "s3"):
         assert stack.url(service, "") in stack.up_output
     assert str(stack.state / "secrets") in stack.up_output
-    assert json.loads((stack.state / "outputs.json").read_text())["ca_certificate"] == stack.ca
+    outputs = json.loads((stack.state / "outputs.json").read_text())
+    assert outputs["ca_certificate"] == stack.ca
+    # One spelling per service, each with its URL and account (no secret in the file).
+    assert outputs["services"]["label_studio"]["url"] == stack.url("labels", "")
+    assert outputs["services"]["object_store"]["account"]["secrets"]["access_key"] == "object_store/admin.access_key"
+    assert stack.secret("mlflow/admin_password") not in json.dumps(outputs)
 
 
 def test_secrets_are_files_only_their_owner_reads(stack):
@@ -201,7 +206,7 @@ def test_an_up_killed_mid_converge_was_resumed_by_the_next(stack):
 def test_status_is_all_green_with_auth(stack):
     result = stack.mlenv("status")
     assert result.returncode == 0, result.stdout
-    for service in ("mlflow", "labels", "s3"):
+    for service in ("mlflow", "label_studio", "object_store"):
         assert f"│ {service} " in result.stdout
     assert result.stdout.count("auth OK, anonymous refused") == 3, result.stdout
 

@@ -13,6 +13,8 @@ from mlenv.config import MlenvConfig
 from mlenv.settings import owned_settings, write_layer
 from tests.conftest import PROJECT_ROOT
 
+LOCAL = PROJECT_ROOT / "inventories/local/hosts.yml"
+
 
 def settings_layer(state: Path, config: MlenvConfig | None = None, port: int = 8443) -> Path:
     """The layer `mlenv up` writes for a configuration (default: the embedded local profile)."""
@@ -87,4 +89,33 @@ def test_a_port_clash_between_two_services_stops_the_run(tool_env, tmp_path):
     assert result.returncode != 0
     message = " ".join(result.stdout.split())
     assert "Port clash: mlenv-local: label_studio_port and mlflow_port are both 8080" in message, result.stdout[-2000:]
+    assert "changed=0" in result.stdout
+
+
+LATE_INPUTS = {
+    # A rule of the proxy's preflight (the last layer).
+    "proxy_tls_mode=provided proxy_tls_cert_file=/etc/hostname": "proxy_tls_mode=provided needs both",
+    # Types and choices the argument specs refuse, of later layers than the database's.
+    "mlflow_workers=many": "argument 'mlflow_workers' is of type str and we were unable to convert to int",
+    "mlflow_default_permission=ALL": "value of mlflow_default_permission must be one of: READ, EDIT, MANAGE",
+}
+
+
+@pytest.mark.parametrize("given", LATE_INPUTS)
+def test_a_bad_input_of_a_later_role_stops_before_the_first_role_runs(tool_env, tmp_path, given):
+    """Every role's argument specs and preflight run in site.yml's first plays, for every host, on a
+    new environment (no secret generated yet): a wrong setting for a later layer stops the run before
+    the database layer starts. Check mode, on this machine."""
+    extra = [arg for pair in given.split() for arg in ("-e", pair)]
+    result = subprocess.run(
+        ["ansible-playbook", "-i", str(settings_layer(tmp_path)), "-i", str(LOCAL), "--check",
+         "-e", "ansible_connection=local", "-e", "ansible_python_interpreter={{ ansible_playbook_python }}",
+         *extra, str(PROJECT_ROOT / "ansible/playbooks/site.yml")],
+        env={**tool_env, "MLENV_STATE_DIR": str(tmp_path)}, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0
+    message = " ".join(result.stdout.split())
+    assert LATE_INPUTS[given] in message, result.stdout[-3000:]
+    assert "PLAY [Check every role's inputs]" in result.stdout
+    assert "PLAY [Long installs" not in result.stdout and "PLAY [Databases]" not in result.stdout
     assert "changed=0" in result.stdout
