@@ -10,6 +10,9 @@ from types import ModuleType
 
 import pytest
 
+# A failed testinfra test shows the journal of the units its module names.
+pytest_plugins = ["tests.helpers.journal"]
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ROLES_DIR = PROJECT_ROOT / "ansible/roles"
 VENV_BIN = Path(sys.executable).parent

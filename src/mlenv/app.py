@@ -16,6 +16,7 @@ from mlenv.errors import USER_ERROR, UserError
 
 if TYPE_CHECKING:
     from mlenv.config import MlenvConfig
+    from mlenv.profiles import Profile
 
 
 def interactive() -> bool:
@@ -80,6 +81,16 @@ class Application:
         from mlenv.config import config_path, load
 
         return load(config_path(self.config_file))
+
+    def raw(self, line: str) -> None:
+        self.console.print(line, markup=False, highlight=False)
+
+    @cached_property
+    def profile(self) -> Profile:
+        """The profile mlenv.yaml names, reporting here."""
+        from mlenv.profiles import Run, for_run
+
+        return for_run(Run(self.config, self.state, self))
 
     @property
     def state(self) -> Path:

@@ -185,7 +185,7 @@ class Cluster(Strict):
 
     @model_validator(mode="after")
     def _provider(self) -> Cluster:
-        from mlenv.infra.accelerators import eks_accelerator, gke_zones
+        from mlenv.accelerators import eks_accelerator, gke_zones
 
         if self.provider == "gke" and not self.project:
             raise ValueError("provider gke needs `project` (the GCP project id)")

@@ -16,8 +16,8 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from mlenv.testing.mlflow_client import log_run_and_register
 from tests.e2e.conftest import DOMAIN, HOST, Stack
+from tests.helpers.mlflow_client import log_run_and_register
 
 
 def request(stack: Stack, url: str, *, method: str = "GET", body: object = None, headers: dict | None = None):
@@ -120,8 +120,8 @@ def test_object_store_through_the_proxy_checks_identities(stack):
 def test_what_the_gitlab_layer_gets_from_this_converge_works(stack):
     """The cloud profile's hand-over, from a real converge: the CI/CD variables mlenv would give the
     GitLab program reach the services (the CI key pair writes a dataset, the MLflow login is accepted)."""
-    from mlenv.cloud import gitlab_stack_config
     from mlenv.config import MlenvConfig
+    from mlenv.handover import gitlab_stack_config
 
     pool = {"name": "t4", "machine_type": "n1-standard-8", "accelerator": "nvidia-tesla-t4", "max_nodes": 1}
     cluster = {"provider": "gke", "region": "europe-west4", "project": "p", "gpu_pools": [pool]}

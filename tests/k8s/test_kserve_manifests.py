@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlenv.testing.manifests import KUBERNETES_VERSIONS, ManifestError, crd_dir, documents, validate
+from tests.helpers.manifests import KUBERNETES_VERSIONS, ManifestError, crd_dir, documents, validate
 from tests.k8s.render import missing_cluster_kubeconfig, run_role
 
 pytestmark = pytest.mark.skipif(crd_dir() is None, reason="no CRD schemas (MLENV_CRD_DIR or scripts/fetch-crds)")

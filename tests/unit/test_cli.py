@@ -183,7 +183,7 @@ def test_cloud_down_destroys_only_with_purge_and_the_typed_name(run) -> None:
 
 
 def test_credentials_list_the_cloud_layers_secrets_once_they_exist(run) -> None:
-    from mlenv.cloud import keep_cluster_outputs, keep_gitlab_outputs
+    from mlenv.handover import keep_cluster_outputs, keep_gitlab_outputs
 
     write_outputs(run.state, 8443)
     assert "kubeconfig" not in run("credentials").output

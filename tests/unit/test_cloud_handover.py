@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 
-from mlenv import cloud
+from mlenv import handover as cloud
 from mlenv.config import MlenvConfig
 from mlenv.files import write_private
 from mlenv.outputs import Outputs
 from mlenv.outputs import read as read_outputs
+from mlenv.profiles import Run
+from mlenv.profiles import cloud as cloud_profile
 from mlenv.runners.pulumi import PulumiWorkspace, StackProgress, StackValue
 from tests.conftest import playbook_filters
 from tests.unit.infra.mocks import run_program
@@ -226,55 +228,55 @@ class RecordedProgram:
         return StackProgress({"delete": 5})
 
 
-@pytest.fixture
-def recorded(tmp_path: Path, monkeypatch):
-    """An application on a cloud config whose program runs are recorded, not sent to a cloud."""
+def cloud_run(tmp_path: Path) -> Run:
     from mlenv.app import Application
 
-    monkeypatch.setenv("MLENV_STATE_DIR", str(tmp_path / "state"))
-    app = Application()
-    app.__dict__["config"] = cloud_config(tmp_path)
+    return Run(cloud_config(tmp_path), tmp_path / "state", Application())
+
+
+@pytest.fixture
+def recorded(tmp_path: Path, monkeypatch):
+    """The cloud profile on a cloud config whose program runs are recorded, not sent to a cloud."""
     calls: list[tuple[str, str, Any]] = []
-    monkeypatch.setattr(cloud, "program", lambda app, name: RecordedProgram(name, calls, {}))
-    return app, calls
+    monkeypatch.setattr(cloud_profile, "program", lambda run, name: RecordedProgram(name, calls, {}))
+    return cloud_profile.Cloud(cloud_run(tmp_path)), calls
 
 
 def test_plan_previews_gitlab_only_once_the_services_exist(recorded, capsys) -> None:
-    app, calls = recorded
-    cloud.preview(app)
+    profile, calls = recorded
+    profile.preview()
     assert [(kind, name) for kind, name, _ in calls] == [("preview", cloud.CLUSTER)]
     printed = capsys.readouterr().out
     assert "pulumi/cluster would: create 5" in printed
     assert "pulumi/gitlab: previewed after the first `mlenv up`" in printed
-    outputs_json(app.state)
-    cloud.preview(app)
+    outputs_json(profile.run.state)
+    profile.preview()
     assert [(kind, name) for kind, name, _ in calls[1:]] == [("preview", cloud.CLUSTER), ("preview", cloud.GITLAB)]
 
 
 def test_purge_destroys_gitlab_before_the_cluster_and_forgets_the_kubeconfig(recorded) -> None:
-    app, calls = recorded
-    kubeconfig = write_private(app.state / "secrets/kubeconfig", "apiVersion: v1\n")
-    cloud.destroy(app)
+    profile, calls = recorded
+    kubeconfig = write_private(profile.run.state / "secrets/kubeconfig", "apiVersion: v1\n")
+    profile.destroy()
     assert [(kind, name) for kind, name, _ in calls] == [("destroy", cloud.GITLAB), ("destroy", cloud.CLUSTER)]
     assert not kubeconfig.exists()
 
 
 def test_up_runs_cluster_then_services_then_gitlab_passing_outputs_on(tmp_path: Path, monkeypatch, capsys) -> None:
-    from mlenv.app import Application
     from mlenv.runners.ansible import PlaybookResult
 
-    state = tmp_path / "state"
-    monkeypatch.setenv("MLENV_STATE_DIR", str(state))
-    app = Application()
-    app.__dict__["config"] = cloud_config(tmp_path)
+    run = cloud_run(tmp_path)
+    state = run.state
+    # The preflight (CLI, credentials) has tests of its own; here every check passes.
+    monkeypatch.setattr(cloud_profile.preflight, "run", lambda config, **kwargs: [])
     calls: list[tuple[str, str, Any]] = []
     cluster_outputs = {"kubeconfig": "apiVersion: v1\n", "cluster_name": "team-a", "region": "europe-west4",
                        "gpu_pools": [{"name": "t4"}, {"name": "l4"}]}  # fmt: skip
     gitlab_outputs = {"group_id": 1, "group_path": "team-a", "projects": {}, "trigger_token": "t", "deploy_token": "d"}
     programs = {cloud.CLUSTER: cluster_outputs, cloud.GITLAB: gitlab_outputs}
-    monkeypatch.setattr(cloud, "program", lambda app, name: RecordedProgram(name, calls, programs[name]))
+    monkeypatch.setattr(cloud_profile, "program", lambda run, name: RecordedProgram(name, calls, programs[name]))
 
-    def converge(app, inventory, *, extra_settings=None, check=False) -> PlaybookResult:
+    def converge(run, inventory, *, public_https_port, extra_settings=None, check=False) -> PlaybookResult:
         facts = {name: value for name, (value, _) in (extra_settings or {}).items()}
         calls.append(("converge", str(inventory[-1]), facts))
         # The kubeconfig is in place before the Kubernetes play needs it.
@@ -282,8 +284,8 @@ def test_up_runs_cluster_then_services_then_gitlab_passing_outputs_on(tmp_path: 
         outputs_json(state)
         return PlaybookResult("successful", 0, 4, 0, state / "log", [])
 
-    monkeypatch.setattr("mlenv.orchestrate.converge", converge)
-    result = cloud.up(app)
+    monkeypatch.setattr(cloud_profile, "converge", converge)
+    result = cloud_profile.Cloud(run).up()
     assert result.changed == 4
     assert [(kind, name) for kind, name, _ in calls] == [
         ("up", cloud.CLUSTER),
@@ -345,7 +347,7 @@ def test_the_operators_group_vars_win_over_mlenvs_platform_defaults(tmp_path: Pa
     import shutil
     import subprocess
 
-    from mlenv.orchestrate import write_inventory
+    from mlenv.profiles.base import write_inventory
     from tests.conftest import PROJECT_ROOT
 
     inventory = tmp_path / "inventory"

@@ -15,9 +15,8 @@ def status(app: Application) -> None:
     from mlenv.health import check_all
 
     outputs = platform.read(app.state)
-    # The local container publishes on loopback; its service names need no DNS.
-    address = "127.0.0.1" if app.config.profile == "local" else None
-    results = check_all(outputs, app.state, address)
+    # The local profiles publish on loopback: their service names need no DNS.
+    results = check_all(outputs, app.state, app.profile.status_address)
     table = Table(title=f"mlenv status: {outputs.environment}")
     for column in ("service", "URL", "state", "detail", "ms"):
         table.add_column(column, justify="right" if column == "ms" else "left")

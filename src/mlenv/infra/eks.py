@@ -8,8 +8,8 @@ import json
 import pulumi
 import pulumi_aws as aws
 
+from mlenv.accelerators import eks_accelerator
 from mlenv.config import Cluster
-from mlenv.infra.accelerators import eks_accelerator
 from mlenv.infra.base import GpuCluster
 from mlenv.infra.kubeconfig import exec_kubeconfig
 from mlenv.infra.placement import GPU_TAINT_KEY, GPU_TAINT_VALUE, pool_labels

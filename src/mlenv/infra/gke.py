@@ -5,8 +5,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_gcp as gcp
 
+from mlenv.accelerators import gke_zones
 from mlenv.config import Cluster, GpuPool
-from mlenv.infra.accelerators import gke_zones
 from mlenv.infra.base import GpuCluster
 from mlenv.infra.kubeconfig import exec_kubeconfig
 from mlenv.infra.placement import GPU_TAINT_KEY, GPU_TAINT_VALUE, pool_labels

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from mlenv.testing.hostpython import http_status, run_python
-from mlenv.testing.molecule import podman_hosts, secret
+from tests.helpers.hostpython import http_status, run_python
+from tests.helpers.molecule import podman_hosts, secret
 
 testinfra_hosts = podman_hosts()
 journal_units = ["mlenv-label-studio"]

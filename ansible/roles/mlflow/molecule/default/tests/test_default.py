@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from mlenv.testing.hostpython import http_status, run_python
-from mlenv.testing.mlflow_client import log_run_and_register
-from mlenv.testing.molecule import podman_hosts, secret
+from tests.helpers.hostpython import http_status, run_python
+from tests.helpers.mlflow_client import log_run_and_register
+from tests.helpers.molecule import podman_hosts, secret
 
 testinfra_hosts = podman_hosts()
 journal_units = ["mlenv-mlflow"]

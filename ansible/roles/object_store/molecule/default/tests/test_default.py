@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from mlenv.testing.hostpython import s3_probe
-from mlenv.testing.molecule import ephemeral_dir, podman_hosts, secret
+from tests.helpers.hostpython import s3_probe
+from tests.helpers.molecule import ephemeral_dir, podman_hosts, secret
 
 testinfra_hosts = podman_hosts()
 journal_units = ["mlenv-object-store"]

@@ -6,7 +6,7 @@ import shlex
 
 import pytest
 
-from mlenv.testing.molecule import ephemeral_dir, podman_hosts
+from tests.helpers.molecule import ephemeral_dir, podman_hosts
 
 testinfra_hosts = podman_hosts()
 journal_units = ["postgresql@15-main"]

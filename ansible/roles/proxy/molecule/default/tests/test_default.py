@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from mlenv.testing.hostpython import http_request, http_status
-from mlenv.testing.molecule import ephemeral_dir, podman_hosts
+from tests.helpers.hostpython import http_request, http_status
+from tests.helpers.molecule import ephemeral_dir, podman_hosts
 
 testinfra_hosts = podman_hosts()
 journal_units = ["nginx"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlenv.testing.hostpython import run_python
+from tests.helpers.hostpython import run_python
 
 LOG_RUN_AND_REGISTER = """
 import json, os, tempfile

@@ -1,0 +1,119 @@
+"""What the cloud profile's layers hand each other (docs/architecture.md).
+
+cluster program → kubeconfig (0600) + pools → site.yml on the operator's inventory with the
+Kubernetes play → outputs.json + secret files → GitLab program. Each step's inputs are built by
+a plain function here, so the hand-over is tested without a cloud; the runs themselves are the
+cloud profile's (profiles/cloud.py), through the Automation API and ansible-runner.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mlenv.config import MlenvConfig
+from mlenv.files import write_private
+from mlenv.outputs import Account, Outputs, read_secret
+from mlenv.runners.pulumi import StackValue
+
+CLUSTER = "cluster"
+S3_KEYS = ("access_key", "secret_key")
+GITLAB = "gitlab"
+KUBECONFIG_FILE = "kubeconfig"
+CLUSTER_OUTPUTS = "cluster.json"
+GITLAB_OUTPUTS = "gitlab.json"
+
+
+def cluster_stack_config(config: MlenvConfig) -> dict[str, StackValue]:
+    assert config.cloud is not None
+    return {
+        "environment": StackValue(config.environment),
+        "cluster": StackValue(config.cloud.cluster.model_dump_json()),
+    }
+
+
+def keep_cluster_outputs(state: Path, outputs: dict[str, Any]) -> Path:
+    """The kubeconfig into a 0600 file among the secrets; the rest (no secrets) beside outputs.json."""
+    kubeconfig = write_private(state / "secrets" / KUBECONFIG_FILE, outputs["kubeconfig"])
+    public = {key: value for key, value in outputs.items() if key != "kubeconfig"}
+    write_private(state / CLUSTER_OUTPUTS, json.dumps(public, indent=2) + "\n")
+    return kubeconfig
+
+
+def kubernetes_vars(config: MlenvConfig, state: Path, cluster_outputs: dict[str, Any]) -> dict[str, Any]:
+    """Facts of the cluster the program made; mlenv owns them (the settings layer)."""
+    assert config.cloud is not None
+    kubeconfig = str(state / "secrets" / KUBECONFIG_FILE)
+    gpus = {pool.name: pool.accelerator_count for pool in config.cloud.cluster.gpu_pools}
+    pools = [pool["name"] for pool in cluster_outputs["gpu_pools"]]
+    return {
+        "mlenv_kubernetes": True,
+        "argo_workflows_kubeconfig": kubeconfig,
+        "kserve_kubeconfig": kubeconfig,
+        "argo_workflows_gpu_pools": [{"name": name, "gpus": gpus.get(name, 1)} for name in pools],
+        "kserve_gpu_pools": [{"name": name} for name in pools],
+    }
+
+
+def platform_defaults(config: MlenvConfig, state: Path) -> dict[str, Any]:
+    """Where pods reach the platform: through its TLS proxy by the public names. Defaults only
+    (an inventory file's `all` vars): the operator's group_vars may point elsewhere."""
+    found: dict[str, Any] = {
+        "argo_workflows_s3_endpoint": f"s3.{config.tls.domain}:443",
+        "kserve_s3_endpoint": f"s3.{config.tls.domain}:443",
+        "argo_workflows_mlflow_tracking_uri": f"https://mlflow.{config.tls.domain}",
+    }
+    if config.tls.certificate is None:
+        # mlenv's own CA signed the proxy's certificate: the pods must trust it too.
+        ca = str(state / "secrets" / "ca" / "ca.crt")
+        found.update(argo_workflows_s3_ca_file=ca, kserve_s3_ca_file=ca)
+    return found
+
+
+def gitlab_stack_config(config: MlenvConfig, outputs: Outputs, state: Path) -> dict[str, StackValue]:
+    """The GitLab program's config: the team space, the platform's public settings (outputs.json)
+    and the secrets it turns into masked variables, read from their 0600 files."""
+    assert config.cloud is not None and config.cloud.gitlab is not None
+    mlflow = outputs.account("mlflow")
+    # CI gets the workflows' object-store identity, not the administrator's.
+    ci_keys = Account(
+        username="argo", secrets={kind: f"object_store/argo.{kind}" for kind in ("access_key", "secret_key")}
+    )
+
+    def secret(account: Account, kind: str) -> StackValue:
+        return StackValue(read_secret(state, account, kind), secret=True)
+
+    platform = {
+        "tracking_uri": outputs.url("mlflow"),
+        "s3_endpoint": outputs.url("object_store"),
+        "dataset_bucket": "datasets",
+        "mlflow_username": mlflow.username,
+    }
+    found = {
+        "gitlab": StackValue(config.cloud.gitlab.model_dump_json()),
+        "mlflowPassword": secret(mlflow, "password"),
+        "awsAccessKeyId": secret(ci_keys, "access_key"),
+        "awsSecretAccessKey": secret(ci_keys, "secret_key"),
+    }
+    labels = outputs.services.get("label_studio")
+    if labels is not None and labels.account is not None:
+        platform["label_studio_url"] = labels.url
+        found["labelStudioApiKey"] = secret(labels.account, "api_token")
+    found["platform"] = StackValue(json.dumps(platform))
+    kubeconfig = state / "secrets" / KUBECONFIG_FILE
+    if kubeconfig.is_file():
+        found["kubeconfig"] = StackValue(kubeconfig.read_text(), secret=True)
+    return found
+
+
+def keep_gitlab_outputs(state: Path, outputs: dict[str, Any]) -> dict[str, Any]:
+    """Tokens and runner configs into 0600 files under secrets/gitlab; the rest beside outputs.json."""
+    secrets = state / "secrets" / "gitlab"
+    write_private(secrets / "trigger_token", str(outputs["trigger_token"]))
+    write_private(secrets / "deploy_token", str(outputs["deploy_token"]))
+    for runner, toml in dict(outputs.get("runner_configs") or {}).items():
+        write_private(secrets / f"runner-{runner}.toml", str(toml))
+    public = {key: outputs[key] for key in ("group_id", "group_path", "projects") if key in outputs}
+    write_private(state / GITLAB_OUTPUTS, json.dumps(public, indent=2) + "\n")
+    return public
