@@ -371,3 +371,16 @@ def test_the_operators_group_vars_win_over_mlenvs_platform_defaults(tmp_path: Pa
     assert host["argo_workflows_s3_endpoint"] == "s3.ml.example.com:443"  # mlenv's default
     assert host["mlenv_kubernetes"] is True  # the settings layer's
     assert host["kserve_kubeconfig"] == str(tmp_path / "secrets/kubeconfig")
+
+
+def test_a_missing_secret_file_stops_the_gitlab_layer_with_what_to_do(tmp_path: Path) -> None:
+    from mlenv.errors import UserError
+
+    outputs = outputs_json(tmp_path)
+    (tmp_path / "secrets/object_store/argo.secret_key").unlink()
+    with pytest.raises(UserError) as raised:
+        cloud.gitlab_stack_config(cloud_config(tmp_path), outputs, tmp_path)
+    assert str(raised.value) == (
+        f"the secret file {tmp_path}/secrets/object_store/argo.secret_key is missing: restore it from a backup "
+        "(the services still use it)"
+    )

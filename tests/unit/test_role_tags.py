@@ -24,22 +24,31 @@ HELPERS = {"pip_venv", "systemd_service", "apt_packages", "k8s_reachable"}
 
 
 def helper_includes() -> list[tuple[str, str, str, dict]]:
-    """(role, tag of the task file, task name, include_role options) for every include of a helper."""
+    """(role, tag the include is selected by, task name, include_role options) for every include of a
+    helper in every task file of every role. The name is empty where the include sits in a file that is
+    itself included dynamically (`--list-tasks` does not expand those)."""
     found = []
     for main in sorted(ROLES_DIR.glob("*/tasks/main.yml")):
         role = main.parent.parent.name
         if role in HELPERS:
             continue
-        tags = {t["ansible.builtin.import_tasks"]: t.get("tags", [""])[0]
-                for t in yaml.safe_load(main.read_text()) if "ansible.builtin.import_tasks" in t}  # fmt: skip
-        if (main.parent / "prefetch.yml").is_file():  # site.yml's first play runs it, tagged <role>_install
-            tags.setdefault("prefetch.yml", f"{role}_install")
-        for file, tag in tags.items():
-            for task in yaml.safe_load((main.parent / file).read_text()) or []:
-                for inner in [task, *task.get("block", [])]:
-                    include = inner.get("ansible.builtin.include_role")
-                    if include and include["name"] in HELPERS:
-                        found.append((role, tag, inner["name"] if file != "prefetch.yml" else "", include))
+        imported = {t["ansible.builtin.import_tasks"]: t.get("tags", [""])
+                    for t in yaml.safe_load(main.read_text()) if "ansible.builtin.import_tasks" in t}  # fmt: skip
+
+        def walk(task: dict, inherited: list[str], listed: bool, role: str = role) -> None:
+            tags = task.get("tags") or inherited
+            for inner in task.get("block", []):
+                walk(inner, tags, listed, role)
+            include = task.get("ansible.builtin.include_role")
+            if include and include["name"] in HELPERS:
+                tag = next((t for t in tags if t.startswith(f"{role}_")), "")
+                found.append((role, tag, task["name"] if listed else "", include))
+
+        for file in sorted(main.parent.glob("*.yml")):
+            for task in yaml.safe_load(file.read_text()) or []:
+                # site.yml's first play includes prefetch.yml, tagged <role>_install.
+                inherited = imported.get(file.name) or ([f"{role}_install"] if file.name == "prefetch.yml" else [])
+                walk(task, inherited, listed=file.name in imported)
     return found
 
 
@@ -70,7 +79,6 @@ def test_the_tag_selects_the_helper_includes(tool_env, tmp_path: Path, tag: str)
         assert re.search(rf"^\s+{SITE_INCLUDES[role]}\tTAGS: \[[^]]*\b{tag}\b", listed, re.MULTILINE), listed
         return
     for include_role, include_tag, name, _ in helper_includes():
-        # A prefetch include is inside site.yml's dynamic include (listed by name there: not expanded).
         if include_tag == tag and name:
             shown = re.compile(rf"^\s+({include_role} : )?{re.escape(name)}\tTAGS: \[[^]]*\b{tag}\b", re.MULTILINE)
             assert shown.search(listed), f"--tags {tag} leaves out '{name}':\n{listed}"

@@ -1,4 +1,4 @@
-"""What every GPU cluster component publishes: the cluster program's output contract (DESIGN.md)."""
+"""What every GPU cluster component publishes: the cluster program's output contract (docs/architecture.md)."""
 
 from __future__ import annotations
 

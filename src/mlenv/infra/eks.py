@@ -28,7 +28,7 @@ def assume_role(service: str) -> str:
 
 
 class EksGpuCluster(GpuCluster):
-    """Outputs: cluster_name, kubeconfig (secret), gpu_pools (the DESIGN.md contract)."""
+    """Outputs: cluster_name, kubeconfig (secret), gpu_pools (docs/architecture.md, "Contracts")."""
 
     def __init__(self, name: str, spec: Cluster, opts: pulumi.ResourceOptions | None = None) -> None:
         if spec.provider != "eks" or len(spec.subnet_ids) < 2:

@@ -50,7 +50,7 @@ class Variable:
 
 
 def platform_variables(spec: GitLab, platform: Platform, secrets: PlatformSecrets) -> list[Variable]:
-    """The public interface DESIGN.md names; secrets are masked, protected and hidden."""
+    """The public interface (docs/architecture.md, "Contracts"); secrets are masked, protected and hidden."""
     found = [
         Variable("MLFLOW_TRACKING_URI", platform.tracking_uri),
         Variable("MLFLOW_TRACKING_USERNAME", platform.mlflow_username),

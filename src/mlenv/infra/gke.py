@@ -17,7 +17,7 @@ NODE_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 
 class GkeGpuCluster(GpuCluster):
-    """Outputs: cluster_name, kubeconfig (secret), gpu_pools (the DESIGN.md contract)."""
+    """Outputs: cluster_name, kubeconfig (secret), gpu_pools (docs/architecture.md, "Contracts")."""
 
     def __init__(self, name: str, spec: Cluster, opts: pulumi.ResourceOptions | None = None) -> None:
         if spec.provider != "gke" or not spec.project:

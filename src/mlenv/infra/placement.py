@@ -22,7 +22,7 @@ def gpu_toleration() -> dict[str, str]:
 
 
 def pool_summary(name: str, machine_type: str, accelerator: str, min_nodes: int, max_nodes: int) -> dict[str, object]:
-    """One entry of the cluster program's `gpu_pools` output (the DESIGN.md contract)."""
+    """One entry of the cluster program's `gpu_pools` output (docs/architecture.md, "Contracts")."""
     return {
         "name": name,
         "machine_type": machine_type,
