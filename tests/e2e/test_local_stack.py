@@ -7,6 +7,7 @@ import base64
 import json
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -105,6 +106,53 @@ def test_mlflow_run_artifact_and_model_land_in_the_bucket(stack, container):
     # From this machine, through the proxy's S3 site, as the mlflow identity.
     keys = [o["Key"] for o in s3(stack, "mlflow").list_objects_v2(Bucket="mlflow").get("Contents", [])]
     assert any(key.endswith(f"{answer['run_id']}/artifacts/report.txt") for key in keys), keys
+
+
+# A team member's laptop or a CI job: the real MLflow client on this machine (not the host), through
+# the proxy, with the client's default settings. *.mlenv.localhost resolves as /etc/hosts would make it.
+OUTSIDE_CLIENT = """
+import json, os, socket, tempfile
+real = socket.getaddrinfo
+local = lambda host: "127.0.0.1" if str(host).endswith(".mlenv.localhost") else host
+socket.getaddrinfo = lambda host, *args, **kwargs: real(local(host), *args, **kwargs)
+import mlflow
+from mlflow import MlflowClient
+client = MlflowClient()
+experiment = mlflow.set_experiment("e2e-outside")
+with mlflow.start_run() as run:
+    folder = tempfile.mkdtemp()
+    open(os.path.join(folder, "weights.txt"), "w").write("outside " * 1000)
+    open(os.path.join(folder, "MLmodel"), "w").write("flavors: {}\\n")
+    mlflow.log_artifacts(folder, artifact_path="model")
+name = "e2e-outside-" + run.info.run_id[:8]
+client.create_registered_model(name)
+version = client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+fetched = client.download_artifacts(run.info.run_id, "model/weights.txt", tempfile.mkdtemp())
+model = mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}", dst_path=tempfile.mkdtemp())
+print(json.dumps({"weights": open(fetched).read()[:16], "model_files": sorted(os.listdir(model))}))
+"""
+
+
+def test_artifacts_and_models_download_from_outside_with_default_client_settings(stack):
+    """MLflow signs presigned downloads for its own S3 endpoint, which only the host reaches: the proxy says
+    presigned transfers are off, so the default client downloads through MLflow (bounded: a broken setup
+    would retry for about ten minutes)."""
+    env = {key: value for key, value in stack.env.items() if not key.startswith("MLFLOW_")}
+    env.update(MLFLOW_TRACKING_URI=stack.url("mlflow", ""), MLFLOW_TRACKING_USERNAME="admin",
+               MLFLOW_TRACKING_PASSWORD=stack.secret("mlflow/admin_password"), REQUESTS_CA_BUNDLE=stack.ca,
+               MLFLOW_DISABLE_TELEMETRY="true")  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", OUTSIDE_CLIENT], env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found == {"weights": "outside outside ", "model_files": ["MLmodel", "weights.txt"]}
+    pair = base64.b64encode(f"admin:{stack.secret('mlflow/admin_password')}".encode()).decode()
+    status, info = request(stack, stack.url("mlflow", "/api/3.0/mlflow/server-info"),
+                           headers={"Authorization": f"Basic {pair}"})  # fmt: skip
+    assert status == 200, info
+    assert info["multipart_downloads_enabled"] is False and info["multipart_uploads_enabled"] is False
+    assert "store_type" in info  # the rest of the server's answer is passed on as it is
 
 
 def test_object_store_through_the_proxy_checks_identities(stack):
