@@ -1,4 +1,5 @@
-"""The local profile brought up for real by `mlenv up`, once for the whole e2e module.
+"""The local profile brought up for real by `mlenv up`, once for the whole test run (every e2e
+module shares it; tests marked `stops_the_stack` run after all the others).
 
 The stack gets its own container name, published port and state folder, so it never
 touches an operator's `mlenv-local`; leftovers of an earlier run are removed first,
@@ -65,7 +66,12 @@ def kill_up_after_first_layer(env: dict[str, str]) -> str:
     return "".join(seen)
 
 
-@pytest.fixture(scope="module")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that stop the shared stack go last, after every module that uses it."""
+    items.sort(key=lambda item: item.get_closest_marker("stops_the_stack") is not None)
+
+
+@pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str]) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("mlenv-state")
     config = state / "mlenv.yaml"
@@ -82,7 +88,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str]) ->
     stack.mlenv("down", "--purge", stdin=f"{HOST}\n")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def container(stack: Stack):
     """The stack's host, reached straight through podman."""
     return testinfra.get_host(f"podman://{HOST}")

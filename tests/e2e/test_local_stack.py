@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import shlex
-import ssl
 import subprocess
 import sys
 import time
@@ -18,40 +17,9 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from tests.e2e.conftest import DOMAIN, HOST, Stack
+from tests.e2e.clients import label_studio, request, s3
+from tests.e2e.conftest import DOMAIN, HOST
 from tests.helpers.mlflow_client import log_run_and_register
-
-
-def request(stack: Stack, url: str, *, method: str = "GET", body: object = None, headers: dict | None = None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    for name, value in (headers or {}).items():
-        req.add_header(name, value)
-    context = ssl.create_default_context(cafile=stack.ca)
-    try:
-        with urllib.request.urlopen(req, timeout=60, context=context) as response:
-            text = response.read().decode()
-            return response.status, json.loads(text) if text.startswith(("{", "[")) else text
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()[:500]
-
-
-def label_studio(stack: Stack, method: str, path: str, body: object = None):
-    token = stack.secret("label_studio/api_token")
-    return request(stack, stack.url("labels", f"/api/{path}"), method=method, body=body,
-                   headers={"Authorization": f"Token {token}"})  # fmt: skip
-
-
-def s3(stack: Stack, identity: str, *, secret: str | None = None):
-    return boto3.client(
-        "s3",
-        endpoint_url=stack.url("s3", ""),
-        region_name="us-east-1",
-        aws_access_key_id=stack.secret(f"object_store/{identity}.access_key"),
-        aws_secret_access_key=secret or stack.secret(f"object_store/{identity}.secret_key"),
-        verify=stack.ca,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
-    )
 
 
 def test_up_printed_the_urls_and_where_the_credentials_are(stack):
@@ -299,8 +267,9 @@ def test_a_second_up_is_refused_while_one_runs(stack):
     assert first.returncode == 0
 
 
+@pytest.mark.stops_the_stack
 def test_down_stops_the_host_keeps_the_data_and_status_says_down(stack):
-    # Last in this module: the stack stays stopped; the fixture then purges it.
+    # Last of the run: the stack stays stopped; the fixture then purges it.
     result = stack.mlenv("down")
     assert result.returncode == 0, result.stdout
     assert "stopped (data kept)" in result.stdout

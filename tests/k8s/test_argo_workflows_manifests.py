@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import PROJECT_ROOT
 from tests.helpers.manifests import KUBERNETES_VERSIONS, ManifestError, crd_dir, documents, validate
 from tests.k8s.render import missing_cluster_kubeconfig, run_role
 
@@ -120,7 +121,7 @@ def test_no_container_is_privileged_and_every_container_has_requests(rendered: d
         for step in template["spec"]["templates"]
         if "container" in step or "script" in step
     ]
-    assert len(containers) >= 8
+    assert len(containers) >= 6  # train, resolve-production and smoke, on GPU and on CPU
     for workflow, step, container in containers:
         security = container.get("securityContext", {})
         assert security.get("privileged") is not True and security.get("allowPrivilegeEscalation") is False, step
@@ -164,3 +165,28 @@ def test_the_optional_ingress_serves_the_ui_over_tls(rendered: dict[str, list[di
     assert ingress["spec"]["tls"] == [{"hosts": ["argo.ml.example.com"], "secretName": "argo-server-tls"}]
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "argo-server", "port": {"number": 2746}}
+
+
+def test_the_workflow_trains_with_the_projects_entry_point_on_the_version_it_is_given(rendered):
+    project = objects(rendered, "ConfigMap")["mlenv-starter-project"]
+    template = PROJECT_ROOT / "templates/ml-project"
+    # Ansible's file lookup drops the final newline.
+    assert project["data"] == {name: (template / name).read_text().rstrip("\n") for name in ("train.py",
+                               "requirements.txt")}  # fmt: skip
+    for workflow in objects(rendered, "WorkflowTemplate").values():
+        parameters = {p["name"]: p for p in workflow["spec"]["arguments"]["parameters"]}
+        assert "value" not in parameters["dataset-version"]  # no toy default: the caller names the version
+        steps = {t["name"]: t for t in workflow["spec"]["templates"]}
+        train = steps["train"]["script"]
+        assert 'python /project/train.py --dataset "$DATASET_VERSION"' in train["source"]
+        assert "pip install --quiet --user -r /project/requirements.txt" in train["source"]
+        env = {e["name"]: e for e in train["env"]}
+        assert env["DATASET_VERSION"]["value"] == "{{workflow.parameters.dataset-version}}"
+        assert env["AWS_ENDPOINT_URL_S3"]["value"] == "https://s3.ml.example.com:443"
+        assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == "mlenv-argo-s3"
+        assert env["REQUESTS_CA_BUNDLE"]["value"] == "/etc/mlenv/ca/ca.crt"
+        assert {m["mountPath"] for m in train["volumeMounts"]} == {"/project", "/etc/mlenv/ca"}
+        assert "load_iris" not in json.dumps(workflow)
+        later = [step for group in steps["main"]["steps"] for step in group if step["name"] != "train"]
+        assert [step["name"] for step in later] == ["resolve", "deploy", "smoke"]
+        assert all(step["when"] == "{{steps.train.outputs.parameters.decision}} == production" for step in later)

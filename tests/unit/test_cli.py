@@ -58,7 +58,7 @@ def write_outputs(state: Path, port: int) -> None:
 def test_help_lists_every_command(run) -> None:
     result = run("--help")
     assert result.exit_code == 0
-    for command in ("init", "plan", "up", "status", "credentials", "down", "version"):
+    for command in ("init", "plan", "up", "status", "credentials", "down", "dataset", "model", "lineage", "version"):
         assert f"  {command} " in result.output
 
 
@@ -105,6 +105,37 @@ def test_status_before_up_says_so(run) -> None:
     result = run("status")
     assert result.exit_code == 3
     assert "this environment was never brought up (mlenv up)" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("dataset", "list"), ("dataset", "show", "tickets"), ("lineage", "tickets"), ("model", "rollback", "tickets")],
+)
+def test_the_loop_commands_before_up_say_so(run, args: tuple[str, ...]) -> None:
+    result = run(*args)
+    assert result.exit_code == 3, result.output
+    assert "this environment was never brought up (mlenv up)" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("lineage", "a@@b"), "give MODEL, MODEL@ALIAS or MODEL/VERSION"),
+        (("dataset", "tag", "tickets", "stable"), "say which version to tag: tickets@<version>"),
+        (("dataset", "snapshot", "3", "--holdout", "0"), "Invalid value for '--holdout'"),
+    ],
+)
+def test_the_loop_commands_refuse_bad_references_before_reading_anything(run, args, message: str) -> None:
+    result = run(*args)
+    assert result.exit_code in (1, 2), result.output
+    assert message in result.output
+
+
+def test_the_loop_commands_reach_the_services_they_need_and_say_when_they_cannot(run) -> None:
+    write_outputs(run.state, free_port())
+    result = run("lineage", "tickets")
+    assert result.exit_code == 1, result.output
+    assert "MLflow at https://mlflow." in result.output and "cannot be reached" in result.output
 
 
 def test_status_reports_unreachable_services_and_fails(run) -> None:

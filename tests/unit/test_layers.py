@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src/mlenv"
 LAYERS = [
     {"errors", "files", "paths", "rules", "accelerators", "reporting", "lock", "__init__"},
     {"config"},
-    {"outputs", "settings", "hostimage", "localhost", "preflight", "health", "handover", "starter", "runners"},
+    {"outputs", "clients", "settings", "hostimage", "localhost", "preflight", "health", "handover", "starter"}
+    | {"runners"},
     {"infra"},
     {"profiles"},
     {"app"},
@@ -37,17 +38,22 @@ def is_module(name: str) -> bool:
     return (PACKAGE / f"{name}.py").is_file() or (PACKAGE / name).is_dir()
 
 
+def is_mlenv(module: str) -> bool:
+    """mlenv_loop is a package of its own (it also runs where mlenv is not installed), not a layer."""
+    return module == "mlenv" or module.startswith("mlenv.")
+
+
 def imports(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mlenv"):
+        if isinstance(node, ast.ImportFrom) and node.module and is_mlenv(node.module):
             found.add(node.module)
             if node.module == "mlenv":  # `from mlenv import outputs` names a module; `__version__` the package
                 found.update(
                     f"mlenv.{alias.name}" if is_module(alias.name) else "mlenv.__init__" for alias in node.names
                 )
         elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names if alias.name.startswith("mlenv"))
+            found.update(alias.name for alias in node.names if is_mlenv(alias.name))
     return {name.removeprefix("mlenv.mlenv") for name in found if name != "mlenv"}
 
 
@@ -66,3 +72,12 @@ def test_every_module_has_a_layer() -> None:
     assert len(MODULES) > 30
     for path in MODULES:
         layer_of(".".join(path.relative_to(PACKAGE).with_suffix("").parts))
+
+
+def test_the_loop_package_stands_alone() -> None:
+    """mlenv_loop runs in the trigger service's virtualenv on the host, where mlenv is not installed."""
+    loop = PACKAGE.parent / "mlenv_loop"
+    modules = sorted(loop.rglob("*.py"))
+    assert len(modules) >= 3
+    for path in modules:
+        assert not imports(path), f"{path.relative_to(loop.parent)} imports {sorted(imports(path))} from mlenv"

@@ -44,12 +44,14 @@ def main(ctx: click.Context, verbose: bool, config_file: Path | None) -> None:
 
 
 from mlenv.cli.credentials import credentials  # noqa: E402
+from mlenv.cli.dataset import dataset  # noqa: E402
 from mlenv.cli.down import down  # noqa: E402
 from mlenv.cli.init import init  # noqa: E402
+from mlenv.cli.model import lineage, model  # noqa: E402
 from mlenv.cli.plan import plan  # noqa: E402
 from mlenv.cli.status import status  # noqa: E402
 from mlenv.cli.up import up  # noqa: E402
 from mlenv.cli.version import version  # noqa: E402
 
-for command in (init, plan, up, status, credentials, down, version):
+for command in (init, plan, up, status, credentials, down, dataset, model, lineage, version):
     main.add_command(command)

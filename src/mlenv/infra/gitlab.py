@@ -11,7 +11,8 @@ import pulumi_gitlab as gitlab
 from pydantic import BaseModel, ConfigDict
 
 from mlenv.config import GitLab, looks_secret
-from mlenv.infra.gitlab_ci import runner_config, starter_pipeline
+from mlenv.infra.gitlab_ci import runner_config, starter_project_files
+from mlenv.paths import project_root
 
 
 class Platform(BaseModel):
@@ -60,6 +61,8 @@ def platform_variables(spec: GitLab, platform: Platform, secrets: PlatformSecret
         Variable("AWS_SECRET_ACCESS_KEY", secrets.aws_secret_access_key),
         Variable("MLENV_DATASET_BUCKET", platform.dataset_bucket),
         Variable("MLENV_NAMESPACE", spec.runner_namespace),
+        # The runner the starter pipeline's train job asks for: the GPU pool's when there is one.
+        Variable("MLENV_TRAIN_RUNNER", "gpu" if spec.gpu_pool else "cpu"),
     ]
     if platform.label_studio_url:
         found.append(Variable("LABEL_STUDIO_URL", platform.label_studio_url))
@@ -147,17 +150,21 @@ class TeamSpace(pulumi.ComponentResource):
             "cpu": self._runner(name, spec, ["cpu"], untagged=True),
             **({"gpu": self._runner(name, spec, ["gpu", spec.gpu_pool], untagged=False)} if spec.gpu_pool else {}),
         }
-        self.ci_file = gitlab.RepositoryFile(
-            f"{name}-ci-file",
-            project=training.id,
-            file_path=".gitlab-ci.yml",
-            branch="main",
-            content=starter_pipeline(spec.environments),
-            encoding="text",
-            commit_message="mlenv: starter pipeline (validate, train on GPU, register, deploy)",
-            overwrite_on_create=True,
-            opts=child,
-        )
+        # The starter ML project, committed as it is in templates/ml-project: a clone runs as is.
+        self.files = {
+            path: gitlab.RepositoryFile(
+                f"{name}-starter-{path.replace('/', '-').replace('.', '-').strip('-')}",
+                project=training.id,
+                file_path=path,
+                branch="main",
+                content=content,
+                encoding="text",
+                commit_message=f"mlenv: starter ML project ({path})",
+                overwrite_on_create=True,
+                opts=child,
+            )
+            for path, content in starter_project_files(project_root()).items()
+        }
 
         self.trigger_token = pulumi.Output.secret(self.trigger.token)
         self.runner_configs = pulumi.Output.secret(

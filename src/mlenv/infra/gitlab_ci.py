@@ -1,62 +1,25 @@
-"""What the GitLab program writes as text: the starter pipeline and the runners' Kubernetes executor config."""
+"""What the GitLab program writes as text: the starter ML project's files and the runners'
+Kubernetes executor config."""
 
 from __future__ import annotations
 
 import json
-
-import yaml
+from pathlib import Path
 
 from mlenv.infra.placement import GPU_TAINT_EFFECT, GPU_TAINT_KEY, GPU_TAINT_VALUE, POOL_LABEL
 
+STARTER_PROJECT = "templates/ml-project"
 
-def starter_pipeline(environments: list[str]) -> str:
-    """Validate → train on a GPU runner → register → deploy per environment; only platform variables."""
-    deploy = {
-        f"deploy-{environment}": {
-            "stage": "deploy",
-            "tags": ["cpu"],
-            "image": "bitnami/kubectl:1.33",
-            "environment": {"name": environment},
-            "rules": [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH", "when": "manual"}],
-            "script": [
-                'kubectl --kubeconfig "$KUBECONFIG" -n "$MLENV_NAMESPACE" apply -f serving/inferenceservice.yaml',
-            ],
-        }
-        for environment in environments
+
+def starter_project_files(root: Path) -> dict[str, str]:
+    """The starter ML project (templates/ml-project), path → text: committed as is into the training
+    project, so a clone of it runs (its pipeline reads the group's variables)."""
+    folder = root / STARTER_PROJECT
+    return {
+        path.relative_to(folder).as_posix(): path.read_text()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
     }
-    pipeline = {
-        "stages": ["validate", "train", "register", "deploy"],
-        "default": {"image": "python:3.11-slim", "tags": ["cpu"]},
-        "validate-data": {
-            "stage": "validate",
-            "script": [
-                "pip install boto3",
-                'python -c "import boto3, os; '
-                "s3 = boto3.client('s3', endpoint_url=os.environ['MLFLOW_S3_ENDPOINT_URL']); "
-                "print(s3.list_objects_v2(Bucket=os.environ['MLENV_DATASET_BUCKET'], MaxKeys=5).get('KeyCount'))\"",
-            ],
-        },
-        "train": {
-            "stage": "train",
-            # The `gpu` runner places the job pod on the GPU pool (node selector + toleration).
-            "tags": ["gpu"],
-            "image": "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime",
-            "script": [
-                "pip install -r requirements.txt",
-                'python train.py --dataset "s3://$MLENV_DATASET_BUCKET/$DATASET_VERSION"'
-                ' --tracking "$MLFLOW_TRACKING_URI"',
-            ],
-            "variables": {"DATASET_VERSION": "latest"},
-        },
-        "register": {
-            "stage": "register",
-            "script": ["pip install mlflow", 'python register.py --tracking "$MLFLOW_TRACKING_URI"'],
-            "rules": [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}],
-        },
-        **deploy,
-    }
-    header = "# Written by mlenv (pulumi/gitlab). The platform's variables are set on the group.\n"
-    return header + yaml.safe_dump(pipeline, sort_keys=False, width=200)
 
 
 def runner_config(url: str, token: str, namespace: str, pool: str | None) -> str:

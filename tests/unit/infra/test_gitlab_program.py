@@ -14,6 +14,7 @@ import yaml
 
 from mlenv.config import GitLab
 from mlenv.infra.gitlab import Platform, PlatformSecrets, TeamSpace
+from tests.conftest import PROJECT_ROOT
 from tests.unit.infra.mocks import RecordingMocks, assert_rejected, run_program
 
 PLATFORM = {
@@ -73,7 +74,7 @@ def test_group_layout_private_projects_and_protected_main(config: dict, parent: 
 
 def test_platform_variables_carry_the_documented_names_and_flags() -> None:
     found = variables(build(TOP))
-    assert {variable["key"] for variable in found} == CONTRACT | {"MLENV_NAMESPACE"}
+    assert {variable["key"] for variable in found} == CONTRACT | {"MLENV_NAMESPACE", "MLENV_TRAIN_RUNNER"}
     for variable in found:
         key = variable["key"]
         if key in SECRET_KEYS:
@@ -120,17 +121,38 @@ def test_gpu_runner_is_tagged_for_the_pool_and_trigger_and_deploy_token_exist() 
     assert token.inputs["scopes"] == ["read_registry"] and re.fullmatch(r"\d{4}-\d{2}-\d{2}", token.inputs["expiresAt"])
 
 
-def test_committed_ci_file_parses_and_uses_only_defined_variables() -> None:
+def test_the_starter_project_is_committed_as_it_is_in_the_template() -> None:
     mocks = build(TOP)
-    (ci_file,) = mocks.of_type("gitlab:index/repositoryFile:RepositoryFile")
-    assert ci_file.inputs["filePath"] == ".gitlab-ci.yml" and ci_file.inputs["branch"] == "main"
+    files = {
+        found.inputs["filePath"]: found.inputs for found in mocks.of_type("gitlab:index/repositoryFile:RepositoryFile")
+    }
+    template = PROJECT_ROOT / "templates/ml-project"
+    expected = {path.relative_to(template).as_posix() for path in template.rglob("*") if path.is_file()
+                and "__pycache__" not in path.parts}  # fmt: skip
+    assert (
+        set(files) == expected and {"train.py", "requirements.txt", ".gitlab-ci.yml", "data/sample.jsonl"} <= expected
+    )
+    for path, inputs in files.items():
+        assert inputs["content"] == (template / path).read_text(), path
+        assert inputs["branch"] == "main" and inputs["overwriteOnCreate"] is True
+    training = next(p for p in mocks.of_type("gitlab:index/project:Project") if p.inputs["path"] == "training")
+    assert {inputs["project"] for inputs in files.values()} == {str(101 + mocks.resources.index(training))}
+
+
+def test_the_committed_pipeline_uses_only_variables_the_program_or_its_trigger_defines() -> None:
+    mocks = build(TOP)
+    (ci_file,) = [f for f in mocks.of_type("gitlab:index/repositoryFile:RepositoryFile")
+                  if f.inputs["filePath"] == ".gitlab-ci.yml"]  # fmt: skip
     pipeline = yaml.safe_load(ci_file.inputs["content"])
-    assert pipeline["train"]["tags"] == ["gpu"]
-    assert {"deploy-staging", "deploy-production"} <= set(pipeline)
-    defined = {variable["key"] for variable in variables(mocks)}
-    job_variables = {key for job in pipeline.values() if isinstance(job, dict) for key in job.get("variables", {})}
+    defined = {variable["key"]: variable["value"] for variable in variables(mocks)}
+    assert defined["MLENV_TRAIN_RUNNER"] == "gpu"  # TOP has a GPU pool: training lands on it
+    assert pipeline["train"]["tags"] == ["$MLENV_TRAIN_RUNNER"]
+    without_gpus = {variable["key"]: variable["value"] for variable in variables(build({**TOP, "gpu_pool": None}))}
+    assert without_gpus["MLENV_TRAIN_RUNNER"] == "cpu"
+    trigger_variables = {"DATASET_VERSION", "MODEL_NAME", "TRIGGER"}
     used = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", ci_file.inputs["content"]))
-    undefined = {name for name in used - defined - job_variables if not name.startswith("CI_")}
+    undefined = {name for name in used - set(defined) - set(pipeline["variables"]) - trigger_variables
+                 if not name.startswith("CI_")}  # fmt: skip
     assert not undefined, f"the CI file uses variables the program does not define: {undefined}"
 
 

@@ -1,0 +1,123 @@
+"""`mlenv model` and `mlenv lineage`: the registered models the loop trains, and where they came from."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import click
+
+from mlenv.app import Application
+
+GATE = "mlenv.gate."
+MODEL_REF = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[A-Za-z][\w-]*)|/(?P<version>\d+))?$")
+
+
+@click.group()
+def model() -> None:
+    """The registered models: move the production alias."""
+
+
+@model.command()
+@click.argument("name")
+@click.pass_obj
+def rollback(app: Application, name: str) -> None:
+    """Move `production` back to the version it replaced (the model server follows)."""
+    from mlenv import clients
+    from mlenv_loop.registry import rollback as roll_back
+
+    with clients.platform(app.state, app.profile.status_address) as platform:
+        current, target = roll_back(platform.registry(), name)
+    app.success(f"{name}: production moved from version {current.version} back to version {target.version}")
+
+
+def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
+    from mlenv.errors import UserError
+
+    found = MODEL_REF.match(ref)
+    if found is None:
+        raise UserError(f"{ref!r}: give MODEL, MODEL@ALIAS or MODEL/VERSION (e.g. tickets@production)")
+    return found["name"], found["alias"], found["version"]
+
+
+def chain(platform: Any, name: str, alias: str | None, version: str | None) -> dict[str, Any]:
+    """Served model ← version ← run ← dataset version ← labels ← code, as one dictionary."""
+    from mlenv_loop.datasets import DatasetError
+    from mlenv_loop.http import ServiceError
+
+    registry = platform.registry()
+    found = registry.version(name, version) if version else registry.by_alias(name, alias or "production")
+    tags = found.tags
+    run = registry.run(found.run_id) if found.run_id else {"info": {}, "data": {}}
+    metrics = {metric["key"]: metric["value"] for metric in run["data"].get("metrics", [])}
+    links: dict[str, Any] = {
+        "model": {"name": name, "version": found.version, "aliases": list(found.aliases), "source": found.source},
+        "gate": {key.removeprefix(GATE): value for key, value in tags.items() if key.startswith(GATE)},
+        "run": {"id": found.run_id, "experiment": run["info"].get("experiment_id"), "metrics": metrics,
+                "job": tags.get("mlenv.job"), "trigger": tags.get("mlenv.trigger")},
+        "dataset": {"name": tags.get("mlenv.dataset"), "version": tags.get("mlenv.dataset_version"),
+                    "uri": tags.get("mlenv.dataset_uri")},
+        "labels": {"label_studio_project": tags.get("mlenv.label_studio_project"),
+                   "annotations": tags.get("mlenv.annotation_count")},
+        "code": {"version": tags.get("mlenv.code_version")},
+    }  # fmt: skip
+    if tags.get("mlenv.previous_production"):
+        links["gate"]["replaced_version"] = tags["mlenv.previous_production"]
+    dataset, dataset_version = tags.get("mlenv.dataset"), tags.get("mlenv.dataset_version")
+    if dataset and dataset_version and dataset != "sample":
+        try:
+            manifest = platform.datasets().resolve(dataset, dataset_version)
+        except DatasetError as err:
+            links["dataset"]["missing"] = str(err)
+        else:
+            links["dataset"].update(counts=manifest["counts"], exported_at=manifest["exported_at"])
+            links["labels"].update(manifest["source"], labels=manifest["labels"])
+            try:
+                project = platform.label_studio().project(int(manifest["source"]["project_id"]))
+                links["labels"]["project_title_now"] = project.title
+            except ServiceError as err:
+                links["labels"]["missing"] = str(err)
+    return links
+
+
+@click.command()
+@click.argument("ref", metavar="MODEL[@ALIAS|/VERSION]")
+@click.option("--json", "as_json", is_flag=True, help="Print the chain as JSON.")
+@click.pass_obj
+def lineage(app: Application, ref: str, as_json: bool) -> None:
+    """Where a model version came from: version ← run ← dataset version ← labels ← code [default: @production]."""
+    from rich.tree import Tree
+
+    from mlenv import clients
+
+    name, alias, version = parse_ref(ref)
+    with clients.platform(app.state, app.profile.status_address) as platform:
+        links = chain(platform, name, alias, version)
+    if as_json:
+        app.console.print_json(json.dumps(links))
+        return
+    model_link, run, data, labels = links["model"], links["run"], links["dataset"], links["labels"]
+    aliases = ", ".join(model_link["aliases"]) or "no alias"
+    tree = Tree(f"[bold]{name}[/bold] version {model_link['version']} ({aliases})")
+    gate = links["gate"]
+    if gate:
+        against = "no production version before it"
+        if gate.get("production_version", "none") != "none":
+            against = f"production version {gate['production_version']} scored {gate.get('production_score')}"
+        replaced = f", replaced version {gate['replaced_version']}" if "replaced_version" in gate else ""
+        tree.add(f"gate: {gate.get('decision')} — {gate.get('metric')} {gate.get('score')}, {against}{replaced}")
+    shown = ", ".join(f"{key} {value:.3f}" for key, value in sorted(run["metrics"].items()))
+    run_node = tree.add(f"run {run['id']}: {shown or 'no metrics'}; job {run['job']}, trigger {run['trigger']!r}")
+    counts = data.get("counts")
+    described = data.get("missing", "")
+    if counts:
+        described = (f"{counts['tasks']} tasks, {counts['annotations']} annotations, {counts['train']} train / "
+                     f"{counts['test']} test, exported {data['exported_at']}")  # fmt: skip
+    data_node = run_node.add(f"dataset {data['name']}@{data['version']} ({data['uri']}): {described}")
+    where = f"{labels.get('label_studio', 'Label Studio')} project {labels['label_studio_project']}"
+    title = labels.get("project_title_now") or labels.get("project_title") or ""
+    label_counts = ", ".join(f"{key} {value}" for key, value in (labels.get("labels") or {}).items())
+    data_node.add(f"labels: {where} {title!r}: {labels['annotations']} annotations ({label_counts})")
+    tree.add(f"code: {links['code']['version']}")
+    app.console.print(tree)

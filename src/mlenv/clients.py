@@ -1,0 +1,120 @@
+"""Clients of the platform's services for mlenv's own commands, built from outputs.json: the
+object store through the proxy's S3 site, Label Studio's API, each with the platform's CA."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from mlenv.errors import UserError
+from mlenv.outputs import Outputs, read_secret
+
+DATASETS_BUCKET = "datasets"
+
+
+@contextmanager
+def names_resolve_to(domain: str, address: str | None) -> Iterator[None]:
+    """Inside this block, this process resolves <name>.<domain> to `address` (as curl's --connect-to
+    does): the local profiles publish the proxy on loopback, where no DNS names it. TLS still checks
+    the certificate for the real name."""
+    if address is None:
+        yield
+        return
+    real = socket.getaddrinfo
+
+    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
+        pinned = isinstance(host, str) and (host == domain or host.endswith(f".{domain}"))
+        return real(address if pinned else host, *args, **kwargs)
+
+    socket.getaddrinfo = resolve  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = real
+
+
+def domain_of(outputs: Outputs) -> str:
+    host = urlsplit(outputs.url("mlflow")).hostname or ""
+    return host.split(".", 1)[1] if "." in host else host
+
+
+def ssl_context(outputs: Outputs) -> ssl.SSLContext:
+    cafile = outputs.ca_certificate
+    return ssl.create_default_context(cafile=cafile) if cafile else ssl.create_default_context()
+
+
+def s3(outputs: Outputs, state: Path) -> Any:
+    """boto3's S3 client on the proxy's S3 site, as the platform's own identity."""
+    import boto3
+    from botocore.config import Config
+
+    account = outputs.account("object_store")
+    return boto3.client(
+        "s3",
+        endpoint_url=outputs.url("object_store"),
+        region_name=outputs.region,
+        aws_access_key_id=read_secret(state, account, "access_key"),
+        aws_secret_access_key=read_secret(state, account, "secret_key"),
+        # The CA given explicitly: an AWS_CA_BUNDLE in the environment is for other endpoints.
+        verify=outputs.ca_certificate or True,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+    )
+
+
+def label_studio(outputs: Outputs, state: Path) -> Any:
+    from mlenv_loop.labelstudio import LabelStudio
+
+    account = outputs.account("label_studio")
+    return LabelStudio(outputs.url("label_studio"), read_secret(state, account, "api_token"), ssl_context(outputs))
+
+
+def registry(outputs: Outputs, state: Path) -> Any:
+    from mlenv_loop.registry import Registry
+
+    account = outputs.account("mlflow")
+    return Registry(
+        outputs.url("mlflow"), account.username, read_secret(state, account, "password"), ssl_context(outputs)
+    )
+
+
+class Platform:
+    """The clients one mlenv command uses, made on first use from one read of outputs.json."""
+
+    def __init__(self, outputs: Outputs, state: Path) -> None:
+        self.outputs = outputs
+        self._state = state
+
+    def datasets(self) -> Any:
+        from mlenv_loop.datasets import DatasetStore
+
+        if DATASETS_BUCKET not in self.outputs.buckets:
+            raise UserError(
+                f"this environment has no {DATASETS_BUCKET!r} bucket: add it to object_store.buckets and run `mlenv up`"
+            )
+        return DatasetStore(s3(self.outputs, self._state), DATASETS_BUCKET)
+
+    def label_studio(self) -> Any:
+        return label_studio(self.outputs, self._state)
+
+    def registry(self) -> Any:
+        return registry(self.outputs, self._state)
+
+
+@contextmanager
+def platform(state: Path, address: str | None) -> Iterator[Platform]:
+    """The platform's clients, reaching the proxy at `address` when given; the loop's errors (a
+    dataset, project, model or alias that is not there, a service that refused) become UserErrors."""
+    from mlenv import outputs as platform_outputs
+    from mlenv_loop.errors import LoopError
+
+    outputs = platform_outputs.read(state)
+    with names_resolve_to(domain_of(outputs), address):
+        try:
+            yield Platform(outputs, state)
+        except LoopError as err:
+            raise UserError(str(err)) from None

@@ -1,0 +1,50 @@
+"""The few Label Studio API calls the loop makes."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from mlenv_loop.http import ServiceError, call_json, check_url
+
+
+class LabelStudioError(ServiceError):
+    """Label Studio refused or could not answer a call; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Project:
+    id: int
+    title: str
+    label_config: str
+
+
+class LabelStudio:
+    def __init__(self, url: str, token: str, context: ssl.SSLContext | None = None) -> None:
+        try:
+            self.url = check_url(url, "Label Studio")
+        except ServiceError as err:
+            raise LabelStudioError(str(err)) from None
+        self._headers = {"Authorization": f"Token {token}"}
+        self._context = context
+
+    def _call(self, method: str, path: str, body: object = None) -> Any:
+        try:
+            return call_json(method, f"{self.url}/api/{path}", service="Label Studio", headers=self._headers,
+                             body=body, context=self._context)  # fmt: skip
+        except ServiceError as err:
+            if err.status == 404:
+                raise LabelStudioError(f"Label Studio has no {path.split('?')[0]} (404)", 404) from None
+            raise LabelStudioError(str(err), err.status) from None
+
+    def project(self, project_id: int) -> Project:
+        found = self._call("GET", f"projects/{project_id}")
+        return Project(id=found["id"], title=found.get("title") or "", label_config=found.get("label_config") or "")
+
+    def export(self, project_id: int) -> list[dict[str, Any]]:
+        """Every task that has an annotation, with its annotations (Label Studio's JSON export)."""
+        tasks = self._call("GET", f"projects/{project_id}/export?exportType=JSON")
+        if not isinstance(tasks, list):
+            raise LabelStudioError(f"Label Studio's export of project {project_id} is not a list of tasks")
+        return tasks

@@ -1,0 +1,101 @@
+"""MLflow's model registry over its REST API: aliases, versions and their tags, runs."""
+
+from __future__ import annotations
+
+import base64
+import ssl
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from mlenv_loop.http import ServiceError, call_json, check_url
+
+PRODUCTION = "production"
+PREVIOUS_PRODUCTION_TAG = "mlenv.previous_production"
+
+
+class RegistryError(ServiceError):
+    """A model, version or alias that does not exist, or MLflow refusing a call."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: str
+    run_id: str
+    source: str
+    tags: dict[str, str]
+    aliases: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, found: dict[str, Any]) -> ModelVersion:
+        return cls(
+            name=found["name"],
+            version=str(found["version"]),
+            run_id=found.get("run_id") or "",
+            source=found.get("source") or "",
+            tags={tag["key"]: tag["value"] for tag in found.get("tags") or []},
+            aliases=tuple(found.get("aliases") or []),
+        )
+
+
+class Registry:
+    def __init__(self, url: str, username: str, password: str, context: ssl.SSLContext | None = None) -> None:
+        self.url = check_url(url, "MLflow")
+        pair = base64.b64encode(f"{username}:{password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {pair}"}
+        self._context = context
+
+    def _call(self, method: str, path: str, query: dict[str, str] | None = None, body: object = None) -> Any:
+        url = f"{self.url}/api/2.0/mlflow/{path}" + (f"?{urlencode(query)}" if query else "")
+        try:
+            return call_json(method, url, service="MLflow", headers=self._headers, body=body, context=self._context)
+        except ServiceError as err:
+            raise RegistryError(str(err), err.status) from None
+
+    def _missing(self, err: RegistryError) -> bool:
+        return err.status == 404 or "RESOURCE_DOES_NOT_EXIST" in str(err) or "INVALID_PARAMETER_VALUE" in str(err)
+
+    def version(self, name: str, version: str) -> ModelVersion:
+        try:
+            found = self._call("GET", "model-versions/get", {"name": name, "version": version})
+        except RegistryError as err:
+            if self._missing(err):
+                raise RegistryError(f"model {name} has no version {version}", 404) from None
+            raise
+        return ModelVersion.parse(found["model_version"])
+
+    def by_alias(self, name: str, alias: str) -> ModelVersion:
+        try:
+            found = self._call("GET", "registered-models/alias", {"name": name, "alias": alias})
+        except RegistryError as err:
+            if self._missing(err):
+                raise RegistryError(f"model {name} has no version with the alias {alias!r}", 404) from None
+            raise
+        return ModelVersion.parse(found["model_version"])
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self._call("POST", "registered-models/alias", body={"name": name, "alias": alias, "version": version})
+
+    def set_tag(self, name: str, version: str, key: str, value: str) -> None:
+        self._call(
+            "POST", "model-versions/set-tag", body={"name": name, "version": version, "key": key, "value": value}
+        )
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        return self._call("GET", "runs/get", {"run_id": run_id})["run"]
+
+
+def rollback(registry: Registry, name: str) -> tuple[ModelVersion, ModelVersion]:
+    """Moves `production` back to the version it replaced; (from, to). Changes nothing when there is
+    no production version or it replaced none."""
+    current = registry.by_alias(name, PRODUCTION)
+    previous = current.tags.get(PREVIOUS_PRODUCTION_TAG)
+    if not previous:
+        raise RegistryError(
+            f"{name} version {current.version} is the first production version: there is none to roll back to"
+        )
+    target = registry.version(name, previous)
+    registry.set_alias(name, PRODUCTION, target.version)
+    registry.set_tag(name, current.version, "mlenv.rolled_back", f"production moved back to version {target.version}")
+    return current, target
