@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shlex
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import boto3
 import botocore.exceptions
@@ -218,10 +220,16 @@ def test_label_studio_project_task_annotation_and_export_to_the_bucket(stack):
     assert annotation["result"][0]["value"]["choices"] == ["good"]
 
 
-def test_a_second_up_changes_nothing(stack):
+def test_a_second_up_changes_nothing_and_skips_the_checks_its_inputs_passed(stack):
     again = stack.mlenv("up")
     assert again.returncode == 0, again.stdout[-3000:]
     assert ", 0 changes;" in again.stdout, again.stdout
+    # The first up recorded its inputs; this one had the same, so the up-front pass ended at once and
+    # each role checked itself (mlenv/inputs.py).
+    log = Path(re.search(r"log: (\S+)", again.stdout)[1]).read_text()  # type: ignore[index]
+    assert "TASK [Skip the pass when these inputs passed it before]" in log
+    assert "Check the settings the inventory gives each role" not in log
+    assert "postgresql : Check the inputs" in log
 
 
 def test_an_up_killed_mid_converge_was_resumed_by_the_next(stack):

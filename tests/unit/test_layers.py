@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src/mlenv"
 LAYERS = [
     {"errors", "files", "paths", "rules", "accelerators", "reporting", "lock", "__init__"},
     {"config"},
-    {"outputs", "clients", "settings", "hostimage", "localhost", "preflight", "health", "handover", "starter"}
+    {"outputs", "clients", "inputs", "settings", "hostimage", "localhost", "preflight", "health", "handover", "starter"}
     | {"runners"},
     {"infra"},
     {"profiles"},

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from mlenv import preflight
+from mlenv import inputs, preflight
 from mlenv.config import MlenvConfig
 from mlenv.errors import UserError
 from mlenv.files import write_private
@@ -89,6 +89,10 @@ def converge(
     # First: the operator's inventory (its group_vars, and its files' `all` vars) comes after it, and
     # the boilerplate play names every disagreement.
     sources = [write_layer(run.state, settings), *inventory]
+    # A real run whose inputs passed the up-front checks last time skips that pass (mlenv/inputs.py).
+    found = None if check else inputs.digest(root, sources)
+    if found is not None and inputs.checked_before(run.state, found):
+        sources.append(inputs.marker_layer(run.state))
 
     def layer_done(layer: LayerProgress) -> None:
         mark = "[red]✘[/red]" if layer.failed else "[green]✔[/green]"
@@ -120,6 +124,8 @@ def converge(
     if not result.ok:
         what = "check" if check else "converge"
         raise UserError(f"the {what} failed ({result.failed} failed tasks); full log: {result.log}")
+    if found is not None:
+        inputs.remember(run.state, found)
     return result
 
 
