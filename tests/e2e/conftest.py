@@ -1,5 +1,5 @@
 """The local profile brought up for real by `mlenv up`, once for the whole test run (every e2e
-module shares it; tests marked `stops_the_stack` run after all the others).
+module shares it; tests marked `stops_the_stack` run after the other e2e tests).
 
 The stack gets its own container name, published port and state folder, so it never
 touches an operator's `mlenv-local`; leftovers of an earlier run are removed first,
@@ -67,8 +67,13 @@ def kill_up_after_first_layer(env: dict[str, str]) -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests that stop the shared stack go last, after every module that uses it."""
-    items.sort(key=lambda item: item.get_closest_marker("stops_the_stack") is not None)
+    """The tests that stop the shared stack go after every e2e test that uses it, and before the rest
+    of the run, so that a stopped stack does not sit beside the role scenarios."""
+    stopping = [item for item in items if item.get_closest_marker("stops_the_stack")]
+    rest = [item for item in items if not item.get_closest_marker("stops_the_stack")]
+    e2e = [index for index, item in enumerate(rest) if Path(item.path).parent == Path(__file__).parent]
+    at = e2e[-1] + 1 if e2e else len(rest)
+    items[:] = [*rest[:at], *stopping, *rest[at:]]
 
 
 @pytest.fixture(scope="session")
