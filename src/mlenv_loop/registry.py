@@ -53,26 +53,25 @@ class Registry:
         except ServiceError as err:
             raise RegistryError(str(err), err.status) from None
 
-    def _missing(self, err: RegistryError) -> bool:
-        return err.status == 404 or "RESOURCE_DOES_NOT_EXIST" in str(err) or "INVALID_PARAMETER_VALUE" in str(err)
+    def _model_version(self, path: str, query: dict[str, str], missing: str) -> ModelVersion:
+        """The model version a lookup names; RegistryError(missing) when MLflow has no such thing."""
+        try:
+            found = self._call("GET", path, query)
+        except RegistryError as err:
+            text = str(err)
+            if err.status == 404 or "RESOURCE_DOES_NOT_EXIST" in text or "INVALID_PARAMETER_VALUE" in text:
+                raise RegistryError(missing, 404) from None
+            raise
+        return ModelVersion.parse(found["model_version"])
 
     def version(self, name: str, version: str) -> ModelVersion:
-        try:
-            found = self._call("GET", "model-versions/get", {"name": name, "version": version})
-        except RegistryError as err:
-            if self._missing(err):
-                raise RegistryError(f"model {name} has no version {version}", 404) from None
-            raise
-        return ModelVersion.parse(found["model_version"])
+        query = {"name": name, "version": version}
+        return self._model_version("model-versions/get", query, f"model {name} has no version {version}")
 
     def by_alias(self, name: str, alias: str) -> ModelVersion:
-        try:
-            found = self._call("GET", "registered-models/alias", {"name": name, "alias": alias})
-        except RegistryError as err:
-            if self._missing(err):
-                raise RegistryError(f"model {name} has no version with the alias {alias!r}", 404) from None
-            raise
-        return ModelVersion.parse(found["model_version"])
+        query = {"name": name, "alias": alias}
+        missing = f"model {name} has no version with the alias {alias!r}"
+        return self._model_version("registered-models/alias", query, missing)
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self._call("POST", "registered-models/alias", body={"name": name, "alias": alias, "version": version})
