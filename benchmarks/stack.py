@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import ssl
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from benchmarks import cli
 from benchmarks.common import ROOT, save, tool_version
+from mlenv.clients import names_resolve_to
 from mlenv.hostimage import ensure_image, podman_env
 from mlenv.runners.ansible import strategy_env
 
@@ -95,15 +95,6 @@ def processes_rss_mib() -> float:
     return round(sum(int(size) for size in sizes) / 1024, 1)
 
 
-def resolve_service_names_to_loopback() -> None:
-    real = socket.getaddrinfo
-
-    def resolve(host, *args, **kwargs):  # type: ignore[no-untyped-def]
-        return real("127.0.0.1" if str(host).endswith(f".{DOMAIN}") else host, *args, **kwargs)
-
-    socket.getaddrinfo = resolve  # type: ignore[assignment]
-
-
 def timed_calls(calls: list[urllib.request.Request], context: ssl.SSLContext, clients: int) -> dict[str, float]:
     def one(request: urllib.request.Request) -> tuple[float, bool]:
         started = time.perf_counter()
@@ -130,7 +121,6 @@ def timed_calls(calls: list[urllib.request.Request], context: ssl.SSLContext, cl
 
 
 def load(state: Path, tracking_calls: int, clients: int, label_studio_calls: int) -> dict[str, object]:
-    resolve_service_names_to_loopback()
     context = ssl.create_default_context(cafile=str(state / "secrets/ca/ca.crt"))
     mlflow = f"https://mlflow.{DOMAIN}:{HTTPS_PORT}/api/2.0/mlflow"
     password = (state / "secrets/mlflow/admin_password").read_text().split()[0]
@@ -207,7 +197,8 @@ def main() -> int:
         figures["noop_reported_no_change"] = all(", 0 changes;" in output for _, output in noops)
         figures["memory_idle_mib"] = container_memory_mib()
         figures["processes_rss_idle_mib"] = processes_rss_mib()
-        figures["load"] = load(state, args.tracking_calls, args.clients, args.label_studio_calls)
+        with names_resolve_to(DOMAIN, "127.0.0.1"):
+            figures["load"] = load(state, args.tracking_calls, args.clients, args.label_studio_calls)
         figures["memory_after_load_mib"] = container_memory_mib()
         figures["processes_rss_after_load_mib"] = processes_rss_mib()
         figures["cli"] = cli.measure(env)

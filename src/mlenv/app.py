@@ -15,6 +15,7 @@ from rich.console import Console
 from mlenv.errors import USER_ERROR, UserError
 
 if TYPE_CHECKING:
+    from mlenv.clients import Platform
     from mlenv.config import MlenvConfig
     from mlenv.profiles import Profile
 
@@ -91,6 +92,13 @@ class Application:
         from mlenv.profiles import Run, for_run
 
         return for_run(Run(self.config, self.state, self))
+
+    def platform(self) -> AbstractContextManager[Platform]:
+        """The services' clients (the dataset store, Label Studio, the model registry) for a command,
+        reaching the proxy where this profile publishes it."""
+        from mlenv import clients
+
+        return clients.platform(self.state, self.profile.status_address)
 
     @property
     def state(self) -> Path:

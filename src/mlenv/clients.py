@@ -4,7 +4,6 @@ object store through the proxy's S3 site, Label Studio's API, each with the plat
 from __future__ import annotations
 
 import socket
-import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,11 +42,6 @@ def domain_of(outputs: Outputs) -> str:
     return host.split(".", 1)[1] if "." in host else host
 
 
-def ssl_context(outputs: Outputs) -> ssl.SSLContext:
-    cafile = outputs.ca_certificate
-    return ssl.create_default_context(cafile=cafile) if cafile else ssl.create_default_context()
-
-
 def s3(outputs: Outputs, state: Path) -> Any:
     """boto3's S3 client on the proxy's S3 site, as the platform's own identity."""
     import boto3
@@ -70,7 +64,7 @@ def label_studio(outputs: Outputs, state: Path) -> Any:
     from mlenv_loop.labelstudio import LabelStudio
 
     account = outputs.account("label_studio")
-    return LabelStudio(outputs.url("label_studio"), read_secret(state, account, "api_token"), ssl_context(outputs))
+    return LabelStudio(outputs.url("label_studio"), read_secret(state, account, "api_token"), outputs.ssl_context())
 
 
 def registry(outputs: Outputs, state: Path) -> Any:
@@ -78,7 +72,7 @@ def registry(outputs: Outputs, state: Path) -> Any:
 
     account = outputs.account("mlflow")
     return Registry(
-        outputs.url("mlflow"), account.username, read_secret(state, account, "password"), ssl_context(outputs)
+        outputs.url("mlflow"), account.username, read_secret(state, account, "password"), outputs.ssl_context()
     )
 
 

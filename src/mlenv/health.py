@@ -131,8 +131,7 @@ def check(service: str, url: str, probe: Probe, context: ssl.SSLContext, address
 
 def check_all(outputs: Outputs, state: Path, address: str | None) -> list[Health]:
     """Every service in outputs.json, in parallel; a service without a probe is reported down."""
-    cafile = outputs.ca_certificate
-    context = ssl.create_default_context(cafile=cafile) if cafile else ssl.create_default_context()
+    context = outputs.ssl_context()
     known = probes(outputs, state)
     with ThreadPoolExecutor(max_workers=max(1, len(outputs.services))) as pool:
         futures = [

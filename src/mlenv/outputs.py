@@ -9,6 +9,7 @@ state folder's secrets/, that hold its secrets.
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 from typing import Literal
 
@@ -48,6 +49,11 @@ class Outputs(_Model):
     region: str
     buckets: list[str]
     versioned_buckets: list[str]
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Trusts the platform's CA when it has one of its own, else the system's."""
+        cafile = self.ca_certificate
+        return ssl.create_default_context(cafile=cafile) if cafile else ssl.create_default_context()
 
     def url(self, service: Service) -> str:
         return self.services[service].url

@@ -7,11 +7,15 @@ import json
 import ssl
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import boto3
 from botocore.config import Config
 
 from tests.e2e.conftest import Stack
+
+# Runs a script as a machine outside the stack would (see that file).
+OUTSIDE = Path(__file__).resolve().parents[1] / "helpers/outside.py"
 
 
 def request(stack: Stack, url: str, *, method: str = "GET", body: object = None, headers: dict | None = None):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import testinfra
+
+from mlenv.clients import names_resolve_to
 
 HOST = "mlenv-e2e"
 HTTPS_PORT = 18443
@@ -102,13 +103,5 @@ def container(stack: Stack):
 @pytest.fixture(scope="session", autouse=True)
 def service_names_resolve_to_loopback() -> Iterator[None]:
     """*.mlenv.localhost is this machine (browsers know it; glibc does not): resolve it in this process."""
-    real = socket.getaddrinfo
-
-    def resolve(host, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if isinstance(host, str) and host.endswith(f".{DOMAIN}"):
-            host = "127.0.0.1"
-        return real(host, *args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(socket, "getaddrinfo", resolve)
+    with names_resolve_to(DOMAIN, "127.0.0.1"):
         yield

@@ -19,7 +19,7 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from tests.e2e.clients import label_studio, request, s3
+from tests.e2e.clients import OUTSIDE, label_studio, request, s3
 from tests.e2e.conftest import DOMAIN, HOST
 from tests.helpers.mlflow_client import log_run_and_register
 
@@ -80,12 +80,10 @@ def test_mlflow_run_artifact_and_model_land_in_the_bucket(stack, container):
 
 
 # A team member's laptop or a CI job: the real MLflow client on this machine (not the host), through
-# the proxy, with the client's default settings. *.mlenv.localhost resolves as /etc/hosts would make it.
+# the proxy, with the client's default settings (run by tests/helpers/outside.py, where *.mlenv.localhost
+# resolves as /etc/hosts would make it).
 OUTSIDE_CLIENT = """
-import json, os, socket, tempfile
-real = socket.getaddrinfo
-local = lambda host: "127.0.0.1" if str(host).endswith(".mlenv.localhost") else host
-socket.getaddrinfo = lambda host, *args, **kwargs: real(local(host), *args, **kwargs)
+import json, os, tempfile
 import mlflow
 from mlflow import MlflowClient
 client = MlflowClient()
@@ -104,7 +102,7 @@ print(json.dumps({"weights": open(fetched).read()[:16], "model_files": sorted(os
 """
 
 
-def test_artifacts_and_models_download_from_outside_with_default_client_settings(stack, container):
+def test_artifacts_and_models_download_from_outside_with_default_client_settings(stack, container, tmp_path):
     """MLflow signs presigned downloads for its own S3 endpoint, which only the host reaches: the proxy says
     presigned transfers are off, so the default client downloads through MLflow (bounded: a broken setup
     would retry for about ten minutes)."""
@@ -112,8 +110,10 @@ def test_artifacts_and_models_download_from_outside_with_default_client_settings
     env.update(MLFLOW_TRACKING_URI=stack.url("mlflow", ""), MLFLOW_TRACKING_USERNAME="admin",
                MLFLOW_TRACKING_PASSWORD=stack.secret("mlflow/admin_password"), REQUESTS_CA_BUNDLE=stack.ca,
                MLFLOW_DISABLE_TELEMETRY="true")  # fmt: skip
+    script = tmp_path / "outside_client.py"
+    script.write_text(OUTSIDE_CLIENT)
     result = subprocess.run(
-        [sys.executable, "-c", OUTSIDE_CLIENT], env=env, capture_output=True, text=True, timeout=180, check=False
+        [sys.executable, str(OUTSIDE), str(script)], env=env, capture_output=True, text=True, timeout=180, check=False
     )
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])

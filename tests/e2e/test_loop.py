@@ -7,11 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.clients import label_studio, mlflow_api, s3
+from tests.e2e.clients import OUTSIDE, label_studio, mlflow_api, s3
 from tests.e2e.conftest import Stack
 from tests.helpers.template_venv import TEMPLATE, template_python
 
@@ -19,7 +18,6 @@ DATASET = "tickets-e2e"
 MODEL = "tickets-e2e"
 FIRST_LABELS = 30
 MORE_LABELS = 240
-OUTSIDE = Path(__file__).resolve().parents[1] / "helpers/outside.py"
 TRAIN_TIMEOUT_S = 300
 SAMPLE = [json.loads(line) for line in (TEMPLATE / "data/sample.jsonl").read_text().splitlines()]
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,15 +17,6 @@ if TYPE_CHECKING:
 def split_ref(text: str) -> tuple[str, str | None]:
     dataset, _, ref = text.partition("@")
     return dataset, ref or None
-
-
-@contextmanager
-def platform_clients(app: Application) -> Iterator[tuple[Any, Callable[[], Any]]]:
-    """The dataset store and a Label Studio client maker, with the loop's errors made user errors."""
-    from mlenv import clients
-
-    with clients.platform(app.state, app.profile.status_address) as platform:
-        yield platform.datasets(), platform.label_studio
 
 
 def print_json(app: Application, value: object) -> None:
@@ -52,11 +41,11 @@ def snapshot(
     """Freeze the annotations of Label Studio project PROJECT as a dataset version."""
     from mlenv_loop import datasets
 
-    with platform_clients(app) as (store, label_studio):
+    with app.platform() as platform:
         name = datasets.check_name(name or datasets.default_name(project))
         for tag in tags:
             datasets.check_tag(tag)
-        client = label_studio()
+        store, client = platform.datasets(), platform.label_studio()
         found = client.project(project)
         snap = datasets.snapshot(
             found, client.export(project), dataset=name, source_url=client.url, holdout_percent=holdout
@@ -91,7 +80,8 @@ def list_(app: Application, name: str | None, as_json: bool) -> None:
     """The datasets, or one dataset's versions (oldest first) with their tags."""
     from rich.table import Table
 
-    with platform_clients(app) as (store, _):
+    with app.platform() as platform:
+        store = platform.datasets()
         if name is None:
             rows = [
                 {"dataset": one, "versions": store.versions(one), "tags": store.tags(one)} for one in store.datasets()
@@ -142,7 +132,8 @@ def show(app: Application, ref: str, as_json: bool) -> None:
     from rich.table import Table
 
     name, version = split_ref(ref)
-    with platform_clients(app) as (store, _):
+    with app.platform() as platform:
+        store = platform.datasets()
         manifest = store.resolve(name, version)
         tags = [tag for tag, pointed in store.tags(name).items() if pointed == manifest["version"]]
     if as_json:
@@ -175,7 +166,8 @@ def tag(app: Application, ref: str, tag: str) -> None:
         from mlenv.errors import UserError
 
         raise UserError(f"say which version to tag: {name}@<version> (`mlenv dataset list {name}` lists them)")
-    with platform_clients(app) as (store, _):
+    with app.platform() as platform:
+        store = platform.datasets()
         pointed = store.tag(name, version, tag)
     app.success(f"{name}:{tag} → {pointed}")
 
@@ -188,6 +180,7 @@ def tag(app: Application, ref: str, tag: str) -> None:
 def pull(app: Application, ref: str, destination: Path) -> None:
     """Download a version, each file checked against its manifest's sha256 [default: the newest]."""
     name, version = split_ref(ref)
-    with platform_clients(app) as (store, _):
+    with app.platform() as platform:
+        store = platform.datasets()
         target = store.pull(name, version, destination)
     app.success(f"pulled into {target}")

@@ -24,10 +24,9 @@ def model() -> None:
 @click.pass_obj
 def rollback(app: Application, name: str) -> None:
     """Move `production` back to the version it replaced (the model server follows)."""
-    from mlenv import clients
     from mlenv_loop.registry import rollback as roll_back
 
-    with clients.platform(app.state, app.profile.status_address) as platform:
+    with app.platform() as platform:
         current, target = roll_back(platform.registry(), name)
     app.success(f"{name}: production moved from version {current.version} back to version {target.version}")
 
@@ -89,10 +88,8 @@ def lineage(app: Application, ref: str, as_json: bool) -> None:
     """Where a model version came from: version ← run ← dataset version ← labels ← code [default: @production]."""
     from rich.tree import Tree
 
-    from mlenv import clients
-
     name, alias, version = parse_ref(ref)
-    with clients.platform(app.state, app.profile.status_address) as platform:
+    with app.platform() as platform:
         links = chain(platform, name, alias, version)
     if as_json:
         app.console.print_json(json.dumps(links))
