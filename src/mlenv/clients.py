@@ -76,6 +76,15 @@ def registry(outputs: Outputs, state: Path) -> Any:
     )
 
 
+def runs(outputs: Outputs, state: Path) -> Any:
+    from mlenv_loop.runs import Runs
+
+    if "ml_loop" not in outputs.services:
+        raise UserError("this environment has no trigger service (it runs with Label Studio): run `mlenv up`")
+    account = outputs.account("ml_loop")
+    return Runs(outputs.url("ml_loop"), read_secret(state, account, "api_token"), outputs.ssl_context())
+
+
 class Platform:
     """The clients one mlenv command uses, made on first use from one read of outputs.json."""
 
@@ -97,6 +106,9 @@ class Platform:
 
     def registry(self) -> Any:
         return registry(self.outputs, self._state)
+
+    def runs(self) -> Any:
+        return runs(self.outputs, self._state)
 
 
 @contextmanager

@@ -305,6 +305,34 @@ class Cloud(Strict):
         return self
 
 
+DatasetName = constrained(r"^[a-z][a-z0-9-]{0,62}$", "lower-case letters, digits and dashes, starting with a letter")
+
+
+class LoopProject(Strict):
+    title: str = Field(min_length=1, description="The Label Studio project's title (create it there, by that title).")
+    dataset: DatasetName = Field(description="Dataset versions of its annotations go to datasets/<dataset>/.")
+    model: DatasetName = Field(description="The registered model its runs train.")
+    every: int = Field(20, ge=1, le=100_000, description="New annotation events that make a version.")
+    after_seconds: int = Field(600, ge=1, le=7 * 86_400, description="Or this long after the first waiting one.")
+
+
+class Loop(Strict):
+    """The ML loop: which Label Studio projects train which models, and the gate."""
+
+    projects: list[LoopProject] = Field(default_factory=list)
+    holdout_percent: int = Field(20, ge=1, le=99, description="Share of tasks held out for evaluation.")
+    margin: float = Field(0.0, ge=0.0, le=1.0, description="How much better a new model must be to become production.")
+    quiet_seconds: int = Field(5, ge=0, le=3600, description="A due snapshot waits this long for the rest of a burst.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> Loop:
+        titles = [project.title for project in self.projects]
+        twice = sorted({title for title in titles if titles.count(title) > 1})
+        if twice:
+            raise ValueError(f"`projects` lists the title {twice[0]!r} twice: one project trains one model")
+        return self
+
+
 class MlenvConfig(Strict):
     environment: Name = Field("local", description="Names the state folder and the platform's resources.")
     profile: Literal["local", "cloud"] = "local"
@@ -313,6 +341,7 @@ class MlenvConfig(Strict):
     object_store: ObjectStore = ObjectStore()
     tls: Tls = Tls()
     local: Local = Local()
+    loop: Loop = Loop()
     cloud: Cloud | None = None
 
     @model_validator(mode="after")
@@ -323,6 +352,8 @@ class MlenvConfig(Strict):
             raise ValueError("`cloud:` is only read with profile cloud; set `profile: cloud` or remove it")
         if self.local.target == "this-host" and self.tls.https_port != Tls().https_port:
             raise ValueError("`tls.https_port` is for the container target; on this-host nginx listens on 443")
+        if self.loop.projects and not self.services.label_studio:
+            raise ValueError("`loop.projects` train from Label Studio: keep `services.label_studio: true`")
         if self.services.label_studio and "label-studio" not in self.object_store.buckets:
             raise ValueError("Label Studio needs the bucket 'label-studio' in `object_store.buckets`")
         pinned = role_default("object_store", "seaweedfs_version")
@@ -361,6 +392,13 @@ class MlenvConfig(Strict):
                 "object_store.versioned_buckets",
             ),
         }
+        loop = self.loop
+        found["ml_loop_projects"] = ([project.model_dump() for project in loop.projects], "loop.projects")
+        found["ml_loop_holdout_percent"] = (loop.holdout_percent, "loop.holdout_percent")
+        found["ml_loop_margin"] = (loop.margin, "loop.margin")
+        found["ml_loop_quiet_seconds"] = (loop.quiet_seconds, "loop.quiet_seconds")
+        served = sorted({project.model for project in loop.projects})
+        found["model_server_models"] = ([{"name": name, "alias": "production"} for name in served], "loop.projects")
         store = self.object_store
         if store.endpoint:
             found["object_store_external_endpoint"] = (store.endpoint, "object_store.endpoint")

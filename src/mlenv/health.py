@@ -101,10 +101,15 @@ def probes(outputs: Outputs, state: Path) -> dict[str, Probe]:
 
         return headers
 
+    def bearer(account: Account) -> Callable[[], dict[str, str]]:
+        return lambda: {"Authorization": f"Bearer {secret(account, 'api_token')}"}
+
     kinds: dict[str, tuple[str, Callable[[Account], Callable[[], dict[str, str]]]]] = {
         "mlflow": ("/api/2.0/mlflow/experiments/search?max_results=1", basic),
         "label_studio": ("/api/projects?page_size=1", token),
         "object_store": ("/", s3_signer),
+        "ml_loop": ("/api/runs", bearer),
+        "model_server": ("/v2/health/live", basic),
     }
     return {
         service: Probe(kinds[service][0], kinds[service][1](endpoint.account))

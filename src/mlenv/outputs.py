@@ -22,8 +22,14 @@ SECRETS_DIR = "secrets"
 
 # The one spelling of each service, everywhere in mlenv (the proxy publishes it as a host name
 # of its own: mlflow., s3., labels.).
-Service = Literal["mlflow", "object_store", "label_studio"]
-TITLES: dict[str, str] = {"mlflow": "MLflow", "object_store": "S3 object store", "label_studio": "Label Studio"}
+Service = Literal["mlflow", "object_store", "label_studio", "ml_loop", "model_server"]
+TITLES: dict[str, str] = {
+    "mlflow": "MLflow",
+    "object_store": "S3 object store",
+    "label_studio": "Label Studio",
+    "ml_loop": "Trigger service",
+    "model_server": "Model server",
+}
 
 
 class _Model(BaseModel):

@@ -48,3 +48,24 @@ class LabelStudio:
         if not isinstance(tasks, list):
             raise LabelStudioError(f"Label Studio's export of project {project_id} is not a list of tasks")
         return tasks
+
+    def projects(self) -> list[dict[str, Any]]:
+        """Every project's id and title (all pages)."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            answer = self._call("GET", f"projects?page={page}&page_size=100")
+            results = answer.get("results", []) if isinstance(answer, dict) else answer
+            found += [{"id": project["id"], "title": project.get("title") or ""} for project in results]
+            if not isinstance(answer, dict) or not answer.get("next"):
+                return found
+            page += 1
+
+    def webhooks(self, project_id: int) -> list[dict[str, Any]]:
+        return list(self._call("GET", f"webhooks/?project={project_id}"))
+
+    def create_webhook(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "webhooks/", body)
+
+    def update_webhook(self, webhook_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PATCH", f"webhooks/{webhook_id}/", body)

@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--decision-file", type=Path, help="also write the gate's decision (production|challenger) here"
     )
+    parser.add_argument("--result-file", type=Path, help="also write the summary printed on stdout here (JSON)")
     args = parser.parse_args(argv)
 
     try:
@@ -262,9 +263,12 @@ def train_and_register(dataset: Dataset, args: argparse.Namespace) -> int:
     if args.decision_file:
         args.decision_file.write_text(decision["mlenv.gate.decision"])
     shown = "none" if production is None else f"{production:.3f} (version {production_version})"
-    print(json.dumps({"model": args.model_name, "version": version.version, "run_id": run.info.run_id,
-                      "decision": decision["mlenv.gate.decision"], "score": new_score, "production_score": production,
-                      "dataset_version": dataset.manifest["version"]}))  # fmt: skip
+    summary = json.dumps({"model": args.model_name, "version": version.version, "run_id": run.info.run_id,
+                          "decision": decision["mlenv.gate.decision"], "score": new_score,
+                          "production_score": production, "dataset_version": dataset.manifest["version"]})  # fmt: skip
+    if args.result_file:
+        args.result_file.write_text(summary + "\n")
+    print(summary)
     print(f"{args.model_name} version {version.version}: {args.metric} {new_score:.3f} against production {shown}"
           f" → {decision['mlenv.gate.decision']}", file=sys.stderr)  # fmt: skip
     return 0

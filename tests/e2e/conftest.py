@@ -17,10 +17,28 @@ from pathlib import Path
 
 import pytest
 import testinfra
+import yaml
 
 from mlenv.clients import names_resolve_to
 
 HOST = "mlenv-e2e"
+# The trigger service's projects (tests/e2e/test_loop_service.py makes them in Label Studio).
+LOOP_PROJECTS = [
+    {
+        "title": "tickets loop e2e",
+        "dataset": "tickets-loop",
+        "model": "tickets-loop",
+        "every": 10,
+        "after_seconds": 3600,
+    },
+    {
+        "title": "tickets loop e2e, one label",
+        "dataset": "tickets-loop-one-label",
+        "model": "tickets-loop",
+        "every": 3,
+        "after_seconds": 3600,
+    },
+]
 HTTPS_PORT = 18443
 DOMAIN = "mlenv.localhost"
 UP_TIMEOUT_S = 60 * 60
@@ -81,7 +99,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str]) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("mlenv-state")
     config = state / "mlenv.yaml"
-    config.write_text(f"environment: e2e\ntls:\n  https_port: {HTTPS_PORT}\nlocal:\n  host_name: {HOST}\n")
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "environment": "e2e",
+                "tls": {"https_port": HTTPS_PORT},
+                "local": {"host_name": HOST},
+                "loop": {"projects": LOOP_PROJECTS},
+            }
+        )
+    )
     env = {**tool_env, "MLENV_STATE_DIR": str(state), "MLENV_CONFIG": str(config)}
     env.pop("ANSIBLE_CONFIG", None)
     subprocess.run(["podman", "rm", "--force", HOST], env=env, capture_output=True, check=False)

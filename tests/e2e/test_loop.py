@@ -10,8 +10,9 @@ import subprocess
 
 import pytest
 
-from tests.e2e.clients import OUTSIDE, label_studio, mlflow_api, s3
+from tests.e2e.clients import OUTSIDE, mlflow_api, s3
 from tests.e2e.conftest import Stack
+from tests.e2e.labelling import Project
 from tests.helpers.template_venv import TEMPLATE, template_python
 
 DATASET = "tickets-e2e"
@@ -19,37 +20,11 @@ MODEL = "tickets-e2e"
 FIRST_LABELS = 30
 MORE_LABELS = 240
 TRAIN_TIMEOUT_S = 300
-SAMPLE = [json.loads(line) for line in (TEMPLATE / "data/sample.jsonl").read_text().splitlines()]
-
-
-class Project:
-    """A Label Studio project with the starter's labelling config and its sample texts as tasks."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        config = (TEMPLATE / "label_config.xml").read_text()
-        status, project = label_studio(stack, "POST", "projects", {"title": "tickets e2e", "label_config": config})
-        assert status == 201, project
-        self.id = project["id"]
-        status, _ = label_studio(stack, "POST", f"projects/{self.id}/import", [{"text": row["text"]} for row in SAMPLE])
-        assert status == 201
-        found = label_studio(stack, "GET", f"tasks?project={self.id}&page_size=1000")[1]["tasks"]
-        label_by_text = {row["text"]: row["label"] for row in SAMPLE}
-        self.tasks = sorted((task["id"], label_by_text[task["data"]["text"]]) for task in found)
-        self.labelled = 0
-
-    def label(self, count: int) -> None:
-        """The next `count` tasks get the sample's label, as an annotator would give it."""
-        for task_id, label in self.tasks[self.labelled : self.labelled + count]:
-            result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
-            status, answer = label_studio(self.stack, "POST", f"tasks/{task_id}/annotations", {"result": result})
-            assert status == 201, answer
-        self.labelled += count
 
 
 @pytest.fixture(scope="module")
 def project(stack: Stack) -> Project:
-    found = Project(stack)
+    found = Project(stack, "tickets e2e")
     found.label(FIRST_LABELS)
     return found
 

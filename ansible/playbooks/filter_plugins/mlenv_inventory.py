@@ -25,6 +25,11 @@ SERVICE_PORTS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "mlflow_hosts": ("mlflow", ("mlflow_port",)),
     "label_studio_hosts": ("label_studio", ("label_studio_port",)),
+    "ml_loop_hosts": ("ml_loop", ("ml_loop_port",)),
+    "model_server_hosts": (
+        "model_server",
+        ("model_server_http_port", "model_server_grpc_port", "model_server_metrics_port"),
+    ),
     "proxy_hosts": ("proxy", ("proxy_https_port", "proxy_http_port")),
 }
 GRPC_OFFSET = 10000

@@ -1,0 +1,184 @@
+"""The service's own tables beside procrastinate's: the projects it listens to, the annotation
+events waiting to become a dataset version, and the runs, one per dataset version and training
+target (the idempotency key), with their state."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS mlenv_loop_projects (
+    project_id integer PRIMARY KEY,
+    title text NOT NULL UNIQUE,
+    webhook_id integer,
+    connected_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS mlenv_loop_events (
+    id bigserial PRIMARY KEY,
+    project_id integer NOT NULL,
+    action text NOT NULL,
+    annotation_ids integer[] NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    snapshot_job bigint
+);
+CREATE INDEX IF NOT EXISTS mlenv_loop_events_waiting ON mlenv_loop_events (project_id) WHERE snapshot_job IS NULL;
+CREATE TABLE IF NOT EXISTS mlenv_loop_runs (
+    id text PRIMARY KEY,
+    dataset text NOT NULL,
+    version text NOT NULL,
+    model text NOT NULL,
+    project_id integer NOT NULL,
+    annotations integer NOT NULL,
+    trigger text NOT NULL,
+    runner text NOT NULL,
+    state text NOT NULL DEFAULT 'queued',
+    handle text NOT NULL DEFAULT '',
+    detail text NOT NULL DEFAULT '',
+    result jsonb,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    started_at timestamptz,
+    finished_at timestamptz,
+    UNIQUE (dataset, version, model)
+);
+"""
+STATES = ("queued", "running", "succeeded", "failed")
+FINISHED = ("succeeded", "failed")
+
+
+@dataclass(frozen=True)
+class Waiting:
+    count: int
+    oldest: datetime | None
+
+
+def run_id(model: str, version: str) -> str:
+    """Deterministic from the idempotency key, so the job's unit name is too: a second start of
+    the same version is refused by systemd itself."""
+    return f"{model}-{version[:12]}"
+
+
+class Store:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def _all(self, query: str, *params: Any) -> list[dict[str, Any]]:
+        async with self.pool.connection() as connection, connection.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(query, params)
+            return await cursor.fetchall() if cursor.description else []
+
+    async def _one(self, query: str, *params: Any) -> dict[str, Any] | None:
+        found = await self._all(query, *params)
+        return found[0] if found else None
+
+    async def create_schema(self) -> None:
+        async with self.pool.connection() as connection:
+            await connection.execute(SCHEMA)
+
+    # Projects
+    async def connect_project(self, project_id: int, title: str, webhook_id: int) -> None:
+        await self._all(
+            "INSERT INTO mlenv_loop_projects (project_id, title, webhook_id) VALUES (%s, %s, %s) "
+            "ON CONFLICT (project_id) DO UPDATE SET title = EXCLUDED.title, webhook_id = EXCLUDED.webhook_id",
+            project_id, title, webhook_id,
+        )  # fmt: skip
+
+    async def project_title(self, project_id: int) -> str | None:
+        found = await self._one("SELECT title FROM mlenv_loop_projects WHERE project_id = %s", project_id)
+        return found["title"] if found else None
+
+    async def projects(self) -> list[dict[str, Any]]:
+        return await self._all("SELECT * FROM mlenv_loop_projects ORDER BY project_id")
+
+    # Events
+    async def add_event(self, project_id: int, action: str, annotation_ids: tuple[int, ...]) -> Waiting:
+        """Stores one accepted webhook and says how many events of the project now wait."""
+        await self._all(
+            "INSERT INTO mlenv_loop_events (project_id, action, annotation_ids) VALUES (%s, %s, %s)",
+            project_id, action, list(annotation_ids),
+        )  # fmt: skip
+        return await self.waiting(project_id)
+
+    async def waiting(self, project_id: int) -> Waiting:
+        found = await self._one(
+            "SELECT count(*) AS count, min(received_at) AS oldest FROM mlenv_loop_events "
+            "WHERE project_id = %s AND snapshot_job IS NULL",
+            project_id,
+        )
+        return Waiting(count=int(found["count"]) if found else 0, oldest=found["oldest"] if found else None)
+
+    async def projects_waiting(self) -> list[int]:
+        found = await self._all("SELECT DISTINCT project_id FROM mlenv_loop_events WHERE snapshot_job IS NULL")
+        return [row["project_id"] for row in found]
+
+    async def take_events(self, project_id: int, job_id: int) -> int:
+        """Marks the waiting events as this snapshot's (again, on a retry of the same job)."""
+        found = await self._all(
+            "UPDATE mlenv_loop_events SET snapshot_job = %s WHERE project_id = %s "
+            "AND (snapshot_job IS NULL OR snapshot_job = %s) RETURNING id",
+            job_id, project_id, job_id,
+        )  # fmt: skip
+        return len(found)
+
+    # Runs
+    async def add_run(self, *, dataset: str, version: str, model: str, project_id: int, annotations: int,
+                      trigger: str, runner: str) -> tuple[dict[str, Any], bool]:  # fmt: skip
+        """The run of this dataset version and model, and whether this call created it."""
+        created = await self._one(
+            "INSERT INTO mlenv_loop_runs (id, dataset, version, model, project_id, annotations, trigger, runner) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (dataset, version, model) DO NOTHING RETURNING *",
+            run_id(model, version), dataset, version, model, project_id, annotations, trigger, runner,
+        )  # fmt: skip
+        if created:
+            return created, True
+        found = await self._one(
+            "SELECT * FROM mlenv_loop_runs WHERE dataset = %s AND version = %s AND model = %s", dataset, version, model
+        )
+        assert found is not None
+        return found, False
+
+    async def run(self, identifier: str) -> dict[str, Any] | None:
+        return await self._one("SELECT * FROM mlenv_loop_runs WHERE id = %s", identifier)
+
+    async def runs(self, limit: int = 100) -> list[dict[str, Any]]:
+        return await self._all("SELECT * FROM mlenv_loop_runs ORDER BY created_at DESC LIMIT %s", limit)
+
+    async def runs_in(self, *states: str) -> list[dict[str, Any]]:
+        return await self._all("SELECT * FROM mlenv_loop_runs WHERE state = ANY(%s) ORDER BY created_at", list(states))
+
+    async def set_state(self, identifier: str, state: str, **fields: Any) -> None:
+        assert state in STATES and set(fields) <= {"handle", "detail", "result", "started_at", "finished_at"}
+        assignments = ", ".join(["state = %s", *(f"{name} = %s" for name in fields)])
+        values = [state, *(_jsonb(value) for value in fields.values())]
+        await self._all(f"UPDATE mlenv_loop_runs SET {assignments} WHERE id = %s", *values, identifier)  # noqa: S608
+
+    async def start_once(self, identifier: str, start: Callable[[dict[str, Any]], Awaitable[str]]) -> str:
+        """Starts a queued run through `start` (which gives the runner's handle) and marks it running.
+        The run's row stays locked while it starts, so of two callers only one starts it; a start cut
+        short (the service killed) leaves the row queued, and `start` must then find what it began.
+        Says what happened."""
+        async with self.pool.connection() as connection, connection.transaction():
+            cursor = await connection.execute("SELECT * FROM mlenv_loop_runs WHERE id = %s FOR UPDATE", (identifier,))
+            found = await cursor.fetchone()
+            if found is None:
+                return "no such run"
+            run = dict(zip([column.name for column in cursor.description or []], found, strict=True))
+            if run["state"] != "queued":
+                return f"already {run['state']}"
+            handle = await start(run)
+            await connection.execute(
+                "UPDATE mlenv_loop_runs SET state = 'running', handle = %s, started_at = now() WHERE id = %s",
+                (handle, identifier),
+            )
+            return f"started as {handle}"
+
+
+def _jsonb(value: Any) -> Any:
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(value) if isinstance(value, dict) else value

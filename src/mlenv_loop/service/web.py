@@ -1,0 +1,119 @@
+"""The service's HTTP side: Label Studio's webhooks in, the runs out (for `mlenv runs`), health.
+
+A webhook is checked (secret, then body, then project) before anything is stored: a wrong
+secret is 401, a body that is not an annotation event 400, a project the service does not train
+from 404, and none of them leaves a row behind. An accepted one is stored before the answer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from datetime import datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from mlenv_loop.service import tasks
+from mlenv_loop.service.runners import RunnerError
+from mlenv_loop.webhooks import MAX_BODY_BYTES, SECRET_HEADER, BadPayload, parse, secret_matches
+
+log = logging.getLogger("mlenv_loop")
+
+
+def refuse(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def health(request: Request) -> Response:
+    async with tasks.context().store.pool.connection() as connection:
+        await connection.execute("SELECT 1")
+    return JSONResponse({"status": "ok"})
+
+
+async def label_studio_webhook(request: Request) -> Response:
+    found = tasks.context()
+    if not secret_matches(request.headers.get(SECRET_HEADER), found.config.webhook_secret):
+        return refuse(401, f"missing or wrong {SECRET_HEADER}")
+    if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
+        return refuse(413, f"the body is over {MAX_BODY_BYTES} bytes")
+    try:
+        event = parse(await request.body())
+    except BadPayload as err:
+        return refuse(400, str(err))
+    loop_project = await tasks.loop_project_of(event.project_id)
+    if loop_project is None:
+        return refuse(404, f"Label Studio project {event.project_id} is not one this service trains from")
+    waiting = await found.store.add_event(event.project_id, event.action, event.annotation_ids)
+    reason = await tasks.due(event.project_id, loop_project)
+    queued = await tasks.defer_snapshot(event.project_id, reason) if reason else False
+    return JSONResponse({"accepted": event.action, "waiting": waiting.count, "snapshot_queued": queued}, 202)
+
+
+def authorized(request: Request) -> bool:
+    given = request.headers.get("authorization", "")
+    expected = f"Bearer {tasks.context().config.api_token}"
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def public(run: dict[str, Any]) -> dict[str, Any]:
+    shown = {key: value.isoformat() if isinstance(value, datetime) else value for key, value in run.items()}
+    shown["log"] = tasks.context().runner.log_location(run)
+    return shown
+
+
+async def runs(request: Request) -> Response:
+    if not authorized(request):
+        return refuse(401, "give the service's API token as a Bearer token")
+    return JSONResponse({"runs": [public(run) for run in await tasks.context().store.runs()]})
+
+
+async def one_run(request: Request) -> Response:
+    if not authorized(request):
+        return refuse(401, "give the service's API token as a Bearer token")
+    run = await tasks.context().store.run(request.path_params["run_id"])
+    if run is None:
+        return refuse(404, f"no run {request.path_params['run_id']}")
+    if request.url.path.endswith("/log"):
+        try:
+            return PlainTextResponse(await tasks.context().runner.log(run))
+        except RunnerError as err:
+            return refuse(502, str(err))
+    return JSONResponse(public(run))
+
+
+async def projects(request: Request) -> Response:
+    if not authorized(request):
+        return refuse(401, "give the service's API token as a Bearer token")
+    found = []
+    for project in await tasks.context().store.projects():
+        waiting = await tasks.context().store.waiting(project["project_id"])
+        found.append({**public_project(project), "waiting": waiting.count})
+    return JSONResponse({"projects": found})
+
+
+def public_project(project: dict[str, Any]) -> dict[str, Any]:
+    loop_project = tasks.context().config.project_titled(project["title"])
+    return {
+        "project_id": project["project_id"],
+        "title": project["title"],
+        "dataset": loop_project.dataset if loop_project else None,
+        "model": loop_project.model if loop_project else None,
+        "webhook_id": project["webhook_id"],
+    }
+
+
+def application() -> Starlette:
+    return Starlette(
+        routes=[
+            Route("/health", health),
+            Route("/webhooks/label-studio", label_studio_webhook, methods=["POST"]),
+            Route("/api/runs", runs),
+            Route("/api/runs/{run_id}", one_run),
+            Route("/api/runs/{run_id}/log", one_run),
+            Route("/api/projects", projects),
+        ]
+    )

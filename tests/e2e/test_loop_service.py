@@ -1,0 +1,235 @@
+"""The loop on its own: annotations made through Label Studio's API reach the trigger service as
+Label Studio's real webhooks, become a dataset version in the bucket, start a training run as a
+unit on the host, and the model is registered behind the gate, with every link of its lineage.
+And the faults: a wrong secret, a malformed body and an unknown project change nothing; the same
+annotations never train twice; the service killed (-9) mid-way still gives exactly one run; a
+run that fails is recorded as failed and leaves production where it was."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from typing import Any
+
+import pytest
+
+from tests.e2e.clients import mlflow_api, request, s3
+from tests.e2e.conftest import HOST, LOOP_PROJECTS, Stack
+from tests.e2e.labelling import Project
+
+# The stack's mlenv.yaml lists both projects under loop.projects.
+TITLE, FAILING_TITLE = (project["title"] for project in LOOP_PROJECTS)
+MODEL = DATASET = LOOP_PROJECTS[0]["model"]
+EVERY = LOOP_PROJECTS[0]["every"]
+RUN_TIMEOUT_S = 300
+HEADER = "X-Mlenv-Webhook-Secret"
+
+
+def psql(query: str) -> str:
+    result = subprocess.run(["podman", "exec", HOST, "runuser", "-u", "postgres", "--", "psql", "-d", "mlenv_loop",
+                             "-Atc", query], capture_output=True, text=True, check=True)  # fmt: skip
+    return result.stdout.strip()
+
+
+def service(stack: Stack, path: str, *, method: str = "GET", body: Any = None, headers: dict | None = None):
+    token = stack.secret("ml_loop/api_token")
+    return request(stack, stack.url("loop", path), method=method, body=body,
+                   headers=headers if headers is not None else {"Authorization": f"Bearer {token}"})  # fmt: skip
+
+
+def runs_of(stack: Stack, project: Project, *, restarting: bool = False) -> list[dict] | None:
+    """The project's runs; None while the service restarts (the proxy answers 502), when that is expected."""
+    status, answer = service(stack, "/api/runs")
+    if restarting and status in {502, 503}:
+        return None
+    assert status == 200, answer
+    return [run for run in answer["runs"] if run["project_id"] == project.id]
+
+
+def wait_for_runs(stack: Stack, project: Project, count: int, *, restarting: bool = False) -> list[dict]:
+    deadline, found = time.monotonic() + RUN_TIMEOUT_S, None
+    while time.monotonic() < deadline:
+        found = runs_of(stack, project, restarting=restarting)
+        if found is not None and len(found) >= count and all(run["state"] in {"succeeded", "failed"} for run in found):
+            return found
+        time.sleep(2)
+    raise AssertionError(f"no {count} finished run(s) of project {project.id} in {RUN_TIMEOUT_S} s: {found}")
+
+
+def connected(stack: Stack, title: str) -> Project:
+    """A new Label Studio project of that title, once the service has put its webhook on it."""
+    project = Project(stack, title)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        status, answer = service(stack, "/api/projects")
+        assert status == 200, answer
+        if any(found["project_id"] == project.id and found["webhook_id"] for found in answer["projects"]):
+            return project
+        time.sleep(2)
+    raise AssertionError(f"the service did not connect project {project.id} ({title}) within 90 s")
+
+
+@pytest.fixture(scope="module")
+def project(stack: Stack) -> Project:
+    return connected(stack, TITLE)
+
+
+@pytest.fixture(scope="module")
+def first_run(stack: Stack, project: Project) -> dict:
+    project.label(EVERY - 1)
+    time.sleep(3)
+    assert runs_of(stack, project) == [], "a run started before the threshold"
+    crossed = time.monotonic()
+    project.label(1)
+    (run,) = wait_for_runs(stack, project, 1)
+    run["seconds_from_threshold"] = time.monotonic() - crossed
+    print(f"threshold annotation → run {run['state']} in {run['seconds_from_threshold']:.1f} s")
+    return run
+
+
+def test_labels_that_cross_the_threshold_train_and_register_a_model(stack, project, first_run):
+    assert first_run["state"] == "succeeded", first_run
+    assert first_run["trigger"] == f"{EVERY} new annotation events (every {EVERY})"
+    assert first_run["annotations"] == EVERY and first_run["runner"] == "systemd"
+    assert first_run["log"] == f"journalctl -u mlenv-train@{first_run['id']}.service"
+    result = first_run["result"]
+    assert result["decision"] == "production" and result["dataset_version"] == first_run["version"]
+    status, found = mlflow_api(stack, f"registered-models/alias?name={MODEL}&alias=production")
+    assert status == 200 and found["model_version"]["version"] == result["version"]
+    tags = {tag["key"]: tag["value"] for tag in found["model_version"]["tags"]}
+    assert tags["mlenv.job"] == first_run["id"] and tags["mlenv.dataset_version"] == first_run["version"]
+    assert tags["mlenv.label_studio_project"] == str(project.id) and tags["mlenv.annotation_count"] == str(EVERY)
+    assert tags["mlenv.trigger"] == first_run["trigger"]
+    assert tags["mlenv.code_version"].startswith("template-sha256:")
+    # Registered by the runs' own MLflow user, not the admin.
+    assert found["model_version"]["user_id"] == "mlenv-train"
+
+
+def test_the_dataset_version_is_in_the_bucket_with_the_right_counts(stack, first_run):
+    prefix = f"{DATASET}/versions/{first_run['version']}/"
+    body = s3(stack, "admin").get_object(Bucket="datasets", Key=prefix + "manifest.json")["Body"].read()
+    manifest = json.loads(body)
+    assert manifest["counts"]["tasks"] == EVERY and manifest["counts"]["annotations"] == EVERY
+    assert manifest["source"]["project_title"] == TITLE
+
+
+def test_lineage_reaches_the_run_that_trained_it(stack, first_run):
+    result = stack.mlenv("lineage", f"{MODEL}@production", "--json")
+    assert result.returncode == 0, result.stderr
+    links = json.loads(result.stdout)
+    assert links["run"]["job"] == first_run["id"] and links["dataset"]["version"] == first_run["version"]
+    assert links["labels"]["annotations"] == str(EVERY)
+
+
+def test_mlenv_runs_lists_the_run_and_shows_its_log(stack, first_run):
+    listed = stack.mlenv("runs")
+    assert listed.returncode == 0, listed.stderr
+    assert first_run["id"] in listed.stdout and "succeeded" in listed.stdout
+    log = stack.mlenv("runs", "log", first_run["id"])
+    assert log.returncode == 0, log.stderr
+    assert f"--dataset {DATASET}@{first_run['version']}" in log.stdout
+    assert f"→ {first_run['result']['decision']}" in log.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["runs", "show", "nonsense"], "is not a run id"),
+     (["runs", "show", "tickets-loop-000000000000"], "there is no run tickets-loop-000000000000")],
+)  # fmt: skip
+def test_bad_run_references_get_a_clear_error(stack, first_run, args, message):
+    result = stack.mlenv(*args)
+    assert result.returncode != 0 and message in result.stdout + result.stderr
+
+
+def counts() -> tuple[str, str]:
+    """The events stored, and the snapshots and run starts waiting (procrastinate's periodic jobs left out)."""
+    waiting = "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing') AND task_name IN"
+    return psql("SELECT count(*) FROM mlenv_loop_events"), psql(f"{waiting} ('snapshot', 'start_run')")
+
+
+def webhook(stack: Stack, body: Any, secret: str | None):
+    headers = {HEADER: secret} if secret is not None else {}
+    return service(stack, "/webhooks/label-studio", method="POST", body=body, headers=headers)
+
+
+def test_a_wrong_secret_is_401_and_queues_nothing(stack, project, first_run):
+    event = {"action": "ANNOTATION_CREATED", "project": {"id": project.id}, "annotation": {"id": 1}}
+    before = counts()
+    assert webhook(stack, event, "wrong")[0] == 401
+    assert webhook(stack, event, None)[0] == 401
+    assert counts() == before
+
+
+def test_a_malformed_body_is_400_and_an_unknown_project_404_and_neither_queues(stack, project, first_run):
+    secret = stack.secret("ml_loop/webhook_secret")
+    before = counts()
+    status, answer = webhook(stack, {"action": "ANNOTATION_CREATED", "project": {"id": project.id}}, secret)
+    assert status == 400 and "no annotation object" in answer
+    status, answer = webhook(stack, {"action": "ANNOTATION_CREATED", "project": {"id": 999999},
+                                     "annotation": {"id": 1}}, secret)  # fmt: skip
+    assert status == 404 and "not one this service trains from" in answer
+    assert counts() == before
+
+
+def test_the_same_annotations_do_not_train_again(stack, project, first_run):
+    """Events that change nothing (updates that keep the labels) make the same version: no second run."""
+    secret = stack.secret("ml_loop/webhook_secret")
+    annotation_ids = psql(f"SELECT min(id) FROM (SELECT unnest(annotation_ids) AS id FROM mlenv_loop_events "
+                          f"WHERE project_id = {project.id}) ids")  # fmt: skip
+    for _ in range(EVERY):
+        event = {
+            "action": "ANNOTATION_UPDATED",
+            "project": {"id": project.id},
+            "annotation": {"id": int(annotation_ids)},
+        }
+        assert webhook(stack, event, secret)[0] == 202
+    deadline = time.monotonic() + 60
+    while (
+        psql(f"SELECT count(*) FROM mlenv_loop_events WHERE project_id = {project.id} AND snapshot_job IS NULL") != "0"
+    ):
+        assert time.monotonic() < deadline, "the snapshot of the unchanged annotations did not run"
+        time.sleep(1)
+    time.sleep(3)
+    assert [run["id"] for run in runs_of(stack, project)] == [first_run["id"]]
+
+
+def kill_the_service_when_a_job_is_doing() -> str:
+    """kill -9 the service while its worker is inside a job (a snapshot or a run's start)."""
+    script = ("for i in $(seq 1200); do state=$(runuser -u postgres -- psql -d mlenv_loop -Atc \"SELECT task_name FROM "
+              "procrastinate_jobs WHERE status = 'doing' AND task_name IN ('snapshot', 'start_run') LIMIT 1\"); "
+              "if [ -n \"$state\" ]; then systemctl kill --signal=KILL mlenv-loop; echo \"$state\"; exit 0; fi; "
+              "sleep 0.05; done; exit 1")  # fmt: skip
+    return subprocess.Popen(["podman", "exec", HOST, "bash", "-c", script], stdout=subprocess.PIPE, text=True)
+
+
+def test_the_service_killed_mid_job_still_gives_exactly_one_run(stack, project, first_run):
+    watcher = kill_the_service_when_a_job_is_doing()
+    project.label(EVERY)
+    killed_in = watcher.communicate(timeout=120)[0].strip()
+    assert watcher.returncode == 0 and killed_in in {"snapshot", "start_run"}, "the service was not killed mid-job"
+    found = wait_for_runs(stack, project, 2, restarting=True)
+    assert len(found) == 2, found
+    second = next(run for run in found if run["id"] != first_run["id"])
+    assert second["state"] == "succeeded", second
+    journal = ["podman", "exec", HOST, "journalctl", "-u", f"mlenv-train@{second['id']}.service", "-o", "cat"]
+    invocations = subprocess.run([*journal, "--no-pager"], capture_output=True, text=True, check=True).stdout
+    assert invocations.count(f"run {second['id']}:") == 1, invocations
+    status, versions = mlflow_api(stack, "model-versions/search", method="GET")
+    assert status == 200
+    jobs = [tag["value"] for version in versions["model_versions"] if version["name"] == MODEL
+            for tag in version.get("tags", []) if tag["key"] == "mlenv.job"]  # fmt: skip
+    assert jobs.count(second["id"]) == 1, jobs
+
+
+def test_a_run_that_fails_is_recorded_and_production_stays(stack, project, first_run):
+    status, before = mlflow_api(stack, f"registered-models/alias?name={MODEL}&alias=production")
+    assert status == 200
+    failing = connected(stack, FAILING_TITLE)
+    failing.label(3, only="billing")
+    (run,) = wait_for_runs(stack, failing, 1)
+    assert run["state"] == "failed" and "exit status" in run["detail"], run
+    log = stack.mlenv("runs", "log", run["id"])
+    assert "at least two labels" in log.stdout, log.stdout
+    status, after = mlflow_api(stack, f"registered-models/alias?name={MODEL}&alias=production")
+    assert status == 200 and after["model_version"]["version"] == before["model_version"]["version"]
