@@ -76,6 +76,17 @@ def registry(outputs: Outputs, state: Path) -> Any:
     )
 
 
+def model_server(outputs: Outputs, state: Path) -> Any:
+    from mlenv_loop.serving import ModelServer
+
+    if "model_server" not in outputs.services:
+        raise UserError("this environment has no model server: run `mlenv up`")
+    account = outputs.account("model_server")
+    return ModelServer(
+        outputs.url("model_server"), account.username, read_secret(state, account, "password"), outputs.ssl_context()
+    )
+
+
 def runs(outputs: Outputs, state: Path) -> Any:
     from mlenv_loop.runs import Runs
 
@@ -109,6 +120,9 @@ class Platform:
 
     def runs(self) -> Any:
         return runs(self.outputs, self._state)
+
+    def model_server(self) -> Any:
+        return model_server(self.outputs, self._state)
 
 
 @contextmanager

@@ -3,10 +3,12 @@ Label Studio's real webhooks, become a dataset version in the bucket, start a tr
 unit on the host, and the model is registered behind the gate, with every link of its lineage.
 And the faults: a wrong secret, a malformed body and an unknown project change nothing; the same
 annotations never train twice; the service killed (-9) mid-way still gives exactly one run; a
-run that fails is recorded as failed and leaves production where it was."""
+run that fails is recorded as failed and leaves production where it was. The model server, through
+the proxy, answers with the production version and follows it, back too after a rollback."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import time
@@ -233,3 +235,69 @@ def test_a_run_that_fails_is_recorded_and_production_stays(stack, project, first
     assert "at least two labels" in log.stdout, log.stdout
     status, after = mlflow_api(stack, f"registered-models/alias?name={MODEL}&alias=production")
     assert status == 200 and after["model_version"]["version"] == before["model_version"]["version"]
+
+
+FOLLOW_TIMEOUT_S = 90
+
+
+def served_version(stack: Stack) -> str | None:
+    status, answer = request(stack, stack.url("models", f"/v2/models/{MODEL}"), headers=models_auth(stack))
+    return (answer.get("versions") or [None])[0] if status == 200 else None
+
+
+def models_auth(stack: Stack) -> dict[str, str]:
+    pair = f"mlenv:{stack.secret('model_server/password')}"
+    return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+
+
+def wait_served(stack: Stack, version: str) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < FOLLOW_TIMEOUT_S:
+        if served_version(stack) == version:
+            return time.monotonic() - started
+        time.sleep(1)
+    raise AssertionError(f"{MODEL} version {version} not served within {FOLLOW_TIMEOUT_S} s ({served_version(stack)})")
+
+
+def production_version(stack: Stack) -> str:
+    status, found = mlflow_api(stack, f"registered-models/alias?name={MODEL}&alias=production")
+    assert status == 200, found
+    return found["model_version"]["version"]
+
+
+def test_the_production_model_answers_through_the_proxy(stack, first_run):
+    wait_served(stack, production_version(stack))
+    result = stack.mlenv("model", "predict", MODEL, "I was charged twice for my subscription", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["version"] == production_version(stack)
+    assert answer["predictions"][0] in {"billing", "bug", "feature"}
+    body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["x"]}]}
+    assert request(stack, stack.url("models", f"/v2/models/{MODEL}/infer"), method="POST", body=body)[0] == 401
+    # Loading and unloading stay with the follower on the host, whoever asks.
+    index = stack.url("models", "/v2/repository/index")
+    assert request(stack, index, method="POST", body={}, headers=models_auth(stack))[0] == 403
+    links = json.loads(stack.mlenv("lineage", f"{MODEL}@production", "--json").stdout)
+    assert links["served"]["this_version"] and links["served"]["url"].endswith(f"/v2/models/{MODEL}/infer")
+
+
+def test_rollback_changes_what_is_served(stack, first_run):
+    """The second run's version made production (by the gate, or as the gate does when it judged it a
+    challenger), then `mlenv model rollback`: the server follows both moves."""
+    first = first_run["result"]["version"]
+    status, found = mlflow_api(stack, "model-versions/search", method="GET")
+    assert status == 200
+    newer = max(int(version["version"]) for version in found["model_versions"] if version["name"] == MODEL)
+    assert newer > int(first), "no second version to promote"
+    if production_version(stack) != str(newer):
+        assert mlflow_api(stack, "registered-models/alias", method="POST",
+                          body={"name": MODEL, "alias": "production", "version": str(newer)})[0] == 200  # fmt: skip
+        assert mlflow_api(stack, "model-versions/set-tag", method="POST",
+                          body={"name": MODEL, "version": str(newer), "key": "mlenv.previous_production",
+                                "value": first})[0] == 200  # fmt: skip
+    wait_served(stack, str(newer))
+    result = stack.mlenv("model", "rollback", MODEL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert production_version(stack) == first
+    seconds = wait_served(stack, first)
+    print(f"rollback → version {first} served in {seconds:.1f} s")

@@ -63,6 +63,7 @@ def chain(platform: Any, name: str, alias: str | None, version: str | None) -> d
     }  # fmt: skip
     if tags.get("mlenv.previous_production"):
         links["gate"]["replaced_version"] = tags["mlenv.previous_production"]
+    links["served"] = served_link(platform, name, found.version)
     dataset, dataset_version = tags.get("mlenv.dataset"), tags.get("mlenv.dataset_version")
     if dataset and dataset_version and dataset != "sample":
         try:
@@ -78,6 +79,38 @@ def chain(platform: Any, name: str, alias: str | None, version: str | None) -> d
             except ServiceError as err:
                 links["labels"]["missing"] = str(err)
     return links
+
+
+def served_link(platform: Any, name: str, version: str) -> dict[str, Any]:
+    """What the model server serves under this name, and whether it is this version."""
+    from mlenv.errors import UserError
+    from mlenv_loop.http import ServiceError
+
+    try:
+        serving = platform.model_server()
+        served = serving.served_version(name)
+    except (ServiceError, UserError) as err:
+        return {"url": None, "version": None, "this_version": False, "missing": str(err)}
+    return {"url": f"{serving.url}/v2/models/{name}/infer", "version": served, "this_version": served == version}
+
+
+@model.command()
+@click.argument("name")
+@click.argument("texts", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_obj
+def predict(app: Application, name: str, texts: tuple[str, ...], as_json: bool) -> None:
+    """Ask the model server for NAME's predictions of TEXTS (through the proxy, V2 protocol)."""
+    with app.platform() as platform:
+        serving = platform.model_server()
+        labels = serving.predict(name, list(texts))
+        version = serving.served_version(name)
+    if as_json:
+        app.console.print_json(json.dumps({"model": name, "version": version, "predictions": labels}))
+        return
+    for text, label in zip(texts, labels, strict=True):
+        app.console.print(f"{label}\t{text}", markup=False, highlight=False, soft_wrap=True)
+    app.info(f"{name} version {version}, served by {serving.url}")
 
 
 @click.command()
@@ -97,6 +130,12 @@ def lineage(app: Application, ref: str, as_json: bool) -> None:
     model_link, run, data, labels = links["model"], links["run"], links["dataset"], links["labels"]
     aliases = ", ".join(model_link["aliases"]) or "no alias"
     tree = Tree(f"[bold]{name}[/bold] version {model_link['version']} ({aliases})")
+    served = links["served"]
+    if served["this_version"]:
+        tree.add(f"served: {served['url']}")
+    else:
+        why = served.get("missing") or f"the server has version {served['version']}"
+        tree.add(f"served: not this version ({why})")
     gate = links["gate"]
     if gate:
         against = "no production version before it"

@@ -46,7 +46,7 @@ def runs(ctx: click.Context, as_json: bool) -> None:
         app.console.print_json(json.dumps(found))
         return
     if not found:
-        app.display_info("No runs yet: annotations in the projects of `loop.projects` start them.")
+        app.info("No runs yet: annotations in the projects of `loop.projects` start them.")
         return
     table = Table("run", "state", "trigger", "dataset version", "duration", "outcome", "log")
     table.columns[0].no_wrap = table.columns[3].no_wrap = True
