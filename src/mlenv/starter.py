@@ -33,6 +33,18 @@ tls:
 local:
   target: container       # container: a systemd container on this machine | this-host (PID 1 is systemd)
   # host_name: mlenv-{environment}   # the default: each environment has its own host
+
+# The ML loop: Label Studio projects (by title) whose annotations train a model, served as it passes the gate.
+loop:
+  projects: []
+  #  - title: Support tickets   # the project's title in Label Studio
+  #    dataset: tickets         # versions go to s3://datasets/tickets/versions/<id>/
+  #    model: tickets           # the registered model; the model server serves its production version
+  #    every: 20                # new annotation events that make a version and a run,
+  #    after_seconds: 600       # or this long after the first waiting one
+  holdout_percent: 20     # tasks held out for the gate, the same in every version
+  margin: 0.0             # how much better than production a new model must be
+  quiet_seconds: 5        # a due snapshot waits this long for the rest of a burst
 """
 
 CLOUD = """

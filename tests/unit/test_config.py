@@ -17,6 +17,22 @@ CLOUD = (
 )
 
 BAD = {
+    "loop project with a dataset name that is not a name": (
+        "loop:\n  projects: [{title: T, dataset: Tickets_1, model: tickets}]\n",
+        "loop.projects.0.dataset: 'Tickets_1' is not lower-case letters, digits and dashes, starting with a letter",
+    ),
+    "loop project title twice": (
+        "loop:\n  projects: [{title: T, dataset: a, model: a}, {title: T, dataset: b, model: b}]\n",
+        "loop: `projects` lists the title 'T' twice: one project trains one model",
+    ),
+    "loop debounce of zero": (
+        "loop:\n  projects: [{title: T, dataset: a, model: a, every: 0}]\n",
+        "loop.projects.0.every: Input should be greater than or equal to 1",
+    ),
+    "loop projects without Label Studio": (
+        "services:\n  label_studio: false\nloop:\n  projects: [{title: T, dataset: a, model: a}]\n",
+        "(top level): `loop.projects` train from Label Studio: keep `services.label_studio: true`",
+    ),
     "unknown top-level key": ("enviroment: x\n", "enviroment: unknown key (did you mean `environment`?)"),
     "unknown nested key": (
         "object_store:\n  backnd: minio\n",
@@ -206,3 +222,25 @@ def test_the_cloud_inventory_is_read_from_the_config_files_folder(tmp_path: Path
     absolute = CLOUD.replace("inventories/team", "/srv/inventory")
     (folder / "mlenv.yaml").write_text(absolute)
     assert load(folder / "mlenv.yaml").cloud.inventory == Path("/srv/inventory")  # type: ignore[union-attr]
+
+
+def test_loop_projects_reach_the_trigger_service_and_the_model_server() -> None:
+    config = MlenvConfig.model_validate(
+        {
+            "loop": {
+                "projects": [
+                    {"title": "Support tickets", "dataset": "tickets", "model": "tickets", "every": 5},
+                    {"title": "Tickets, one label", "dataset": "tickets-one", "model": "tickets"},
+                ],
+                "margin": 0.02,
+            }
+        }
+    )
+    found = config.ansible_vars()
+    assert found["ml_loop_projects"][0] == {
+        "title": "Support tickets", "dataset": "tickets", "model": "tickets", "every": 5, "after_seconds": 600,
+    }  # fmt: skip
+    assert found["ml_loop_margin"] == 0.02 and found["ml_loop_holdout_percent"] == 20
+    # One model trained from two projects is served once, following production.
+    assert found["model_server_models"] == [{"name": "tickets", "alias": "production"}]
+    assert MlenvConfig().ansible_vars()["model_server_models"] == []
