@@ -1,4 +1,4 @@
-"""The ml_loop role on a real systemd host, with PostgreSQL, the object store and MLflow: the
+"""The ml_loop role, on the mlflow scenario's host (PostgreSQL, the object store, MLflow): the
 service answers and refuses what it must, its runs' unit is sandboxed and limited, polkit lets
 the service start that unit's instances and no other unit, and a run trains for real on a
 dataset version in the bucket and registers its model as the runs' own MLflow user."""

@@ -1,4 +1,4 @@
-"""The model_server role on a real systemd host with PostgreSQL, the object store and MLflow:
+"""The model_server role, on the mlflow scenario's host (PostgreSQL, the object store, MLflow):
 MLServer answers on loopback only as its own user, serves nothing until the alias exists, then
 the version the alias points at (V2 inference; the model's metadata names the version), and
 follows the alias when it moves, back to an older version too (a rollback)."""
@@ -29,21 +29,21 @@ labels = [sys.argv[1]] * 3 + ["bug"] * 3
 frame = pd.DataFrame({"text": texts})
 model = Pipeline([("features", ColumnTransformer([("tfidf", TfidfVectorizer(), "text")])),
                   ("classify", LogisticRegression())]).fit(frame, labels)
-mlflow.set_experiment("tickets")
+mlflow.set_experiment("tickets-served")
 with mlflow.start_run():
     info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(frame, model.predict(frame)))
-version = mlflow.register_model(info.model_uri, "tickets").version
-mlflow.MlflowClient().set_registered_model_alias("tickets", "production", version)
+version = mlflow.register_model(info.model_uri, "tickets-served").version
+mlflow.MlflowClient().set_registered_model_alias("tickets-served", "production", version)
 print(json.dumps(version))
 """
 
 INFER = """
 import json, urllib.error, urllib.request
 body = json.dumps({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["refund my payment"]}]})
-request = urllib.request.Request("http://127.0.0.1:8090/v2/models/tickets/infer", data=body.encode(),
+request = urllib.request.Request("http://127.0.0.1:8090/v2/models/tickets-served/infer", data=body.encode(),
                                  headers={"Content-Type": "application/json"})
 try:
-    metadata = urllib.request.urlopen("http://127.0.0.1:8090/v2/models/tickets", timeout=30).read()
+    metadata = urllib.request.urlopen("http://127.0.0.1:8090/v2/models/tickets-served", timeout=30).read()
     version = json.loads(metadata)["versions"]
     answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
     print(json.dumps({"version": version[0], "label": answer["outputs"][0]["data"][0]}))
@@ -104,6 +104,6 @@ def test_the_aliased_version_is_served_and_followed_when_the_alias_moves(host):
 
 
 def alias(host, version: str) -> None:
-    source = ("import mlflow, sys; mlflow.MlflowClient().set_registered_model_alias('tickets', 'production', "
+    source = ("import mlflow, sys; mlflow.MlflowClient().set_registered_model_alias('tickets-served', 'production', "
               "sys.argv[1])")  # fmt: skip
     host.check_output(f"{mlflow_env()} {PYTHON} -c {shlex.quote(source)} {version}")
