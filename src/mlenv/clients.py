@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mlenv.errors import UserError
-from mlenv.outputs import Outputs, read_secret
+from mlenv.outputs import TITLES, Outputs, Service, read_secret
 
 DATASETS_BUCKET = "datasets"
 
@@ -60,40 +60,39 @@ def s3(outputs: Outputs, state: Path) -> Any:
     )
 
 
+def _client_arguments(
+    outputs: Outputs, state: Path, service: Service, secret: str, *, with_username: bool = False
+) -> Any:
+    """The arguments of a loop client for `service`: its URL through the proxy, its credentials, the CA."""
+    if service not in outputs.services:
+        raise UserError(f"this environment has no {TITLES[service]} (outputs.json lists none): run `mlenv up`")
+    account = outputs.account(service)
+    credentials = [account.username] if with_username else []
+    return (outputs.url(service), *credentials, read_secret(state, account, secret), outputs.ssl_context())
+
+
 def label_studio(outputs: Outputs, state: Path) -> Any:
     from mlenv_loop.labelstudio import LabelStudio
 
-    account = outputs.account("label_studio")
-    return LabelStudio(outputs.url("label_studio"), read_secret(state, account, "api_token"), outputs.ssl_context())
+    return LabelStudio(*_client_arguments(outputs, state, "label_studio", "api_token"))
 
 
 def registry(outputs: Outputs, state: Path) -> Any:
     from mlenv_loop.registry import Registry
 
-    account = outputs.account("mlflow")
-    return Registry(
-        outputs.url("mlflow"), account.username, read_secret(state, account, "password"), outputs.ssl_context()
-    )
+    return Registry(*_client_arguments(outputs, state, "mlflow", "password", with_username=True))
 
 
 def model_server(outputs: Outputs, state: Path) -> Any:
     from mlenv_loop.serving import ModelServer
 
-    if "model_server" not in outputs.services:
-        raise UserError("this environment has no model server: run `mlenv up`")
-    account = outputs.account("model_server")
-    return ModelServer(
-        outputs.url("model_server"), account.username, read_secret(state, account, "password"), outputs.ssl_context()
-    )
+    return ModelServer(*_client_arguments(outputs, state, "model_server", "password", with_username=True))
 
 
 def runs(outputs: Outputs, state: Path) -> Any:
     from mlenv_loop.runs import Runs
 
-    if "ml_loop" not in outputs.services:
-        raise UserError("this environment has no trigger service (it runs with Label Studio): run `mlenv up`")
-    account = outputs.account("ml_loop")
-    return Runs(outputs.url("ml_loop"), read_secret(state, account, "api_token"), outputs.ssl_context())
+    return Runs(*_client_arguments(outputs, state, "ml_loop", "api_token"))
 
 
 class Platform:

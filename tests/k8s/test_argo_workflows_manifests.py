@@ -190,3 +190,27 @@ def test_the_workflow_trains_with_the_projects_entry_point_on_the_version_it_is_
         later = [step for group in steps["main"]["steps"] for step in group if step["name"] != "train"]
         assert [step["name"] for step in later] == ["resolve", "deploy", "smoke"]
         assert all(step["when"] == "{{steps.train.outputs.parameters.decision}} == production" for step in later)
+
+
+@pytest.mark.parametrize("template", ["train-register-deploy", "train-register-deploy-cpu"])
+def test_the_trigger_service_submits_a_valid_workflow_of_the_roles_template(rendered, template):
+    """What the trigger service's Argo runner POSTs: valid against the pinned Workflow CRD, and every
+    parameter it gives is one the role's template declares (the rest keep their defaults)."""
+    from mlenv_loop.service.config import ArgoRunner
+    from mlenv_loop.service.runners import workflow
+
+    run = {"id": "tickets-0123456789ab", "dataset": "tickets", "version": "0123456789abcdef", "model": "tickets",
+           "trigger": "20 new annotation events (every 20)"}  # fmt: skip
+    settings = ArgoRunner(kind="argo", api_url="https://k8s.example.com", namespace="team", template=template,
+                          ca_file="", token="token")  # fmt: skip
+    submitted = workflow(settings, run)
+    validate(submitted)
+    declared = objects(rendered, "WorkflowTemplate")[template]
+    assert declared["metadata"]["namespace"] == submitted["metadata"]["namespace"]
+    given = {parameter["name"] for parameter in submitted["spec"]["arguments"]["parameters"]}
+    assert given <= {parameter["name"] for parameter in declared["spec"]["arguments"]["parameters"]}
+    assert "dataset-version" in given
+    broken = copy.deepcopy(submitted)
+    broken["spec"]["workflowTemplateRef"]["nmae"] = template
+    with pytest.raises(ManifestError, match="nmae"):
+        validate(broken)

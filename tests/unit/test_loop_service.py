@@ -63,6 +63,15 @@ def test_the_gitlab_runner_needs_its_project_and_token() -> None:
         settings.parse({**GOOD, "runner": runner}, SECRETS)
 
 
+def test_the_argo_runner_needs_names_and_its_token() -> None:
+    runner = {"kind": "argo", "api_url": "https://k8s.example.com", "namespace": "Team_A", "template": "train"}
+    with pytest.raises(settings.ConfigProblem, match=r"runner\.namespace: 'Team_A'.*MLENV_LOOP_KUBERNETES_TOKEN"):
+        settings.parse({**GOOD, "runner": runner}, SECRETS)
+    found = settings.parse({**GOOD, "runner": {**runner, "namespace": "team"}},
+                           {**SECRETS, settings.KUBERNETES_TOKEN_ENV: "token"})  # fmt: skip
+    assert found.runner.kind == "argo" and found.runner.namespace == "team"
+
+
 def test_the_settings_file_must_exist_and_be_json(tmp_path: Path) -> None:
     with pytest.raises(settings.ConfigProblem, match="cannot read the settings file"):
         settings.load({settings.CONFIG_ENV: str(tmp_path / "missing.json")})

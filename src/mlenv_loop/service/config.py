@@ -24,6 +24,8 @@ SECRETS = {
     "s3_secret_key": "AWS_SECRET_ACCESS_KEY",
 }
 GITLAB_TOKEN_ENV = "MLENV_LOOP_GITLAB_TRIGGER_TOKEN"  # noqa: S105 (a variable's name)
+KUBERNETES_TOKEN_ENV = "MLENV_LOOP_KUBERNETES_TOKEN"  # noqa: S105 (a variable's name)
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 UNIT_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 GITLAB_PROJECT = re.compile(r"^([0-9]+|[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+)$")
 
@@ -61,6 +63,18 @@ class GitLabRunner:
 
 
 @dataclass(frozen=True)
+class ArgoRunner:
+    """Submits the argo_workflows role's WorkflowTemplate as a Workflow through the Kubernetes API."""
+
+    kind: Literal["argo"]
+    api_url: str
+    namespace: str
+    template: str
+    ca_file: str
+    token: str
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     host: str
     port: int
@@ -72,7 +86,7 @@ class ServiceConfig:
     holdout_percent: int
     quiet_seconds: int
     projects: tuple[LoopProject, ...]
-    runner: SystemdRunner | GitLabRunner
+    runner: SystemdRunner | GitLabRunner | ArgoRunner
     database_url: str
     webhook_secret: str
     api_token: str
@@ -129,8 +143,24 @@ def _projects(found: Any, problems: list[str]) -> tuple[LoopProject, ...]:
     return tuple(projects)
 
 
-def _runner(found: Any, environ: dict[str, str], problems: list[str]) -> SystemdRunner | GitLabRunner:
+def _runner(found: Any, environ: dict[str, str], problems: list[str]) -> SystemdRunner | GitLabRunner | ArgoRunner:
     kind = found.get("kind") if isinstance(found, dict) else None
+    if kind == "argo":
+        for key in ("namespace", "template"):
+            if not isinstance(found.get(key), str) or not DNS_LABEL.match(found[key]):
+                problems.append(f"runner.{key}: {found.get(key)!r} must be a Kubernetes name (a DNS label)")
+        if not environ.get(KUBERNETES_TOKEN_ENV):
+            problems.append(
+                f"{KUBERNETES_TOKEN_ENV} is not set: the token of a service account that may create Workflows"
+            )
+        return ArgoRunner(
+            kind="argo",
+            api_url=_url(found.get("api_url"), "runner.api_url", problems),
+            namespace=str(found.get("namespace")),
+            template=str(found.get("template")),
+            ca_file=str(found.get("ca_file") or ""),
+            token=environ.get(KUBERNETES_TOKEN_ENV, ""),
+        )
     if kind == "systemd":
         unit = found.get("unit", "mlenv-train")
         if not isinstance(unit, str) or not UNIT_PREFIX.match(unit):
@@ -154,7 +184,7 @@ def _runner(found: Any, environ: dict[str, str], problems: list[str]) -> Systemd
             ref=str(found.get("ref", "main")),
             token=environ.get(GITLAB_TOKEN_ENV, ""),
         )
-    problems.append(f"runner.kind: {kind!r} must be systemd or gitlab")
+    problems.append(f"runner.kind: {kind!r} must be systemd, gitlab or argo")
     return SystemdRunner(kind="systemd", unit="mlenv-train", runs_dir=Path(), results_dir=Path())
 
 

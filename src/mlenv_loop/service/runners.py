@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlenv_loop.errors import LoopError
-from mlenv_loop.service.config import GitLabRunner, SystemdRunner
+from mlenv_loop.service.config import ArgoRunner, GitLabRunner, SystemdRunner
 
 SHOW = ("InvocationID", "ActiveState", "SubState", "Result", "ExecMainStatus", "ExecMainExitTimestamp")
 LOG_LINES = 200
@@ -172,5 +173,82 @@ class GitLab:
         return run["handle"]
 
 
-def runner_for(settings: SystemdRunner | GitLabRunner) -> Systemd | GitLab:
-    return Systemd(settings) if isinstance(settings, SystemdRunner) else GitLab(settings)
+ARGO_PHASES = {"Succeeded": "succeeded", "Failed": "failed", "Error": "failed"}
+
+
+def workflow(settings: ArgoRunner, run: dict[str, Any]) -> dict[str, Any]:
+    """The run as an Argo Workflow of the role's template, named after the run: a second submission
+    of the same run is refused by Kubernetes (409), so it never trains twice."""
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {
+            "name": run["id"],
+            "namespace": settings.namespace,
+            "labels": {"app.kubernetes.io/part-of": "mlenv", "mlenv.io/run": run["id"]},
+        },
+        "spec": {
+            "workflowTemplateRef": {"name": settings.template},
+            "arguments": {
+                "parameters": [
+                    {"name": "dataset-version", "value": f"{run['dataset']}@{run['version']}"},
+                    {"name": "model-name", "value": run["model"]},
+                    {"name": "trigger", "value": run["trigger"]},
+                ]
+            },
+        },
+    }
+
+
+class Argo:
+    kind = "argo"
+
+    def __init__(self, settings: ArgoRunner) -> None:
+        self.settings = settings
+        self._context = ssl.create_default_context(cafile=settings.ca_file or None)
+
+    def _call(self, method: str, path: str, body: object = None) -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(  # noqa: S310 (the URL is checked as http(s) in the settings)
+            f"{self.settings.api_url}/apis/argoproj.io/v1alpha1/namespaces/{self.settings.namespace}/workflows{path}",
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Authorization": f"Bearer {self.settings.token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=self._context) as response:  # noqa: S310
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"{}")
+        except (OSError, json.JSONDecodeError) as err:
+            raise RunnerError(f"the Kubernetes API at {self.settings.api_url} failed: {err}") from None
+
+    async def start(self, run: dict[str, Any]) -> str:
+        status, answer = await asyncio.to_thread(self._call, "POST", "", workflow(self.settings, run))
+        if status not in {200, 201, 409}:  # 409: submitted before (the service was killed after it)
+            raise RunnerError(f"Kubernetes answered {status} to the Workflow: {answer.get('message', answer)}")
+        return f"workflow {self.settings.namespace}/{run['id']}"
+
+    async def progress(self, run: dict[str, Any]) -> Progress:
+        status, answer = await asyncio.to_thread(self._call, "GET", f"/{run['id']}")
+        if status == 404:
+            return Progress("failed", "the Workflow is gone")
+        if status != 200:
+            return Progress("running", f"Kubernetes answered {status}")
+        phase = (answer.get("status") or {}).get("phase", "Pending")
+        state = ARGO_PHASES.get(phase, "running")
+        ended = (answer.get("status") or {}).get("finishedAt")
+        finished = datetime.fromisoformat(ended.replace("Z", "+00:00")) if ended else None
+        return Progress(state, f"{phase}: {(answer.get('status') or {}).get('message', '')}".rstrip(": "),
+                        finished_at=finished)  # fmt: skip
+
+    async def log(self, run: dict[str, Any]) -> str:
+        return f"argo logs -n {self.settings.namespace} {run['id']}\n"
+
+    def log_location(self, run: dict[str, Any]) -> str:
+        return f"argo logs -n {self.settings.namespace} {run['id']}"
+
+
+def runner_for(settings: SystemdRunner | GitLabRunner | ArgoRunner) -> Systemd | GitLab | Argo:
+    if isinstance(settings, SystemdRunner):
+        return Systemd(settings)
+    return GitLab(settings) if isinstance(settings, GitLabRunner) else Argo(settings)

@@ -26,7 +26,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from mlenv_loop import datasets
 from mlenv_loop.labelstudio import LabelStudio, Project
 from mlenv_loop.service.config import LoopProject, ServiceConfig
-from mlenv_loop.service.runners import GitLab, RunnerError, Systemd
+from mlenv_loop.service.runners import Argo, GitLab, RunnerError, Systemd
 from mlenv_loop.service.store import Store
 from mlenv_loop.webhooks import ACTIONS, SECRET_HEADER, Debounce
 
@@ -41,7 +41,7 @@ class Context:
     store: Store
     label_studio: LabelStudio
     datasets: datasets.DatasetStore
-    runner: Systemd | GitLab
+    runner: Systemd | GitLab | Argo
 
 
 _context: Context | None = None
