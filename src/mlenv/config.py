@@ -320,6 +320,11 @@ class Loop(Strict):
     """The ML loop: which Label Studio projects train which models, and the gate."""
 
     projects: list[LoopProject] = Field(default_factory=list)
+    runner: Literal["systemd", "gitlab"] | None = Field(
+        None,
+        description="Where runs train: systemd (a unit on the service host) or gitlab (the training project's "
+        "pipeline); default: gitlab on profile cloud with a gitlab section, else systemd.",
+    )
     holdout_percent: int = Field(20, ge=1, le=99, description="Share of tasks held out for evaluation.")
     margin: float = Field(0.0, ge=0.0, le=1.0, description="How much better a new model must be to become production.")
     quiet_seconds: int = Field(5, ge=0, le=3600, description="A due snapshot waits this long for the rest of a burst.")
@@ -352,6 +357,8 @@ class MlenvConfig(Strict):
             raise ValueError("`cloud:` is only read with profile cloud; set `profile: cloud` or remove it")
         if self.local.target == "this-host" and self.tls.https_port != Tls().https_port:
             raise ValueError("`tls.https_port` is for the container target; on this-host nginx listens on 443")
+        if self.loop.runner == "gitlab" and (self.cloud is None or self.cloud.gitlab is None):
+            raise ValueError("`loop.runner: gitlab` starts the training project's pipeline: it needs `cloud.gitlab`")
         if self.loop.projects and not self.services.label_studio:
             raise ValueError("`loop.projects` train from Label Studio: keep `services.label_studio: true`")
         if self.services.label_studio and "label-studio" not in self.object_store.buckets:
@@ -369,6 +376,12 @@ class MlenvConfig(Strict):
                 "`object_store.seaweedfs_wheel_sha256` goes with another `versions.seaweedfs` than the pin"
             )
         return self
+
+    @property
+    def loop_runner(self) -> str:
+        if self.loop.runner is not None:
+            return self.loop.runner
+        return "gitlab" if self.cloud is not None and self.cloud.gitlab is not None else "systemd"
 
     @property
     def local_host_name(self) -> str:
@@ -397,6 +410,7 @@ class MlenvConfig(Strict):
         found["ml_loop_holdout_percent"] = (loop.holdout_percent, "loop.holdout_percent")
         found["ml_loop_margin"] = (loop.margin, "loop.margin")
         found["ml_loop_quiet_seconds"] = (loop.quiet_seconds, "loop.quiet_seconds")
+        found["ml_loop_runner"] = (self.loop_runner, "loop.runner")
         served = sorted({project.model for project in loop.projects})
         found["model_server_models"] = ([{"name": name, "alias": "production"} for name in served], "loop.projects")
         store = self.object_store

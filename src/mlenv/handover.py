@@ -68,6 +68,19 @@ def platform_defaults(config: MlenvConfig, state: Path) -> dict[str, Any]:
         # mlenv's own CA signed the proxy's certificate: the pods must trust it too.
         ca = str(state / "secrets" / "ca" / "ca.crt")
         found.update(argo_workflows_s3_ca_file=ca, kserve_s3_ca_file=ca)
+    gitlab = config.cloud.gitlab if config.cloud is not None else None
+    if config.loop_runner == "gitlab" and gitlab is not None:
+        group = "/".join(part for part in (gitlab.parent_group, gitlab.group_path) if part)
+        training = next(project for project in gitlab.projects if project.rsplit("/", 1)[-1] == gitlab.training_project)
+        # The token exists once the GitLab layer ran (after the services): until then the service
+        # records its runs as failed with what to do, and `mlenv up` converges again once it has it.
+        token = state / "secrets" / "gitlab" / "trigger_token"
+        lookup = f"lookup('ansible.builtin.file', '{token}', errors='ignore')"
+        found.update(
+            ml_loop_gitlab_url=gitlab.url,
+            ml_loop_gitlab_project=f"{group}/{training}",
+            ml_loop_gitlab_trigger_token="{{ " + lookup + " | default('', true) }}",
+        )
     return found
 
 

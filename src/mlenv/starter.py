@@ -42,6 +42,8 @@ loop:
   #    model: tickets           # the registered model; the model server serves its production version
   #    every: 20                # new annotation events that make a version and a run,
   #    after_seconds: 600       # or this long after the first waiting one
+  # runner: systemd      # where runs train: systemd (a unit on the service host) | gitlab (the training project's
+  #                      # pipeline, the default on profile cloud with a gitlab section)
   holdout_percent: 20     # tasks held out for the gate, the same in every version
   margin: 0.0             # how much better than production a new model must be
   quiet_seconds: 5        # a due snapshot waits this long for the rest of a burst

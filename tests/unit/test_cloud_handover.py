@@ -40,12 +40,16 @@ SECRET_FILES = {
 }
 
 
-def cloud_config(tmp_path: Path, **tls: Any) -> MlenvConfig:
+LOOP = {"projects": [{"title": "Support tickets", "dataset": "tickets", "model": "tickets"}]}
+
+
+def cloud_config(tmp_path: Path, loop: dict | None = None, **tls: Any) -> MlenvConfig:
     return MlenvConfig.model_validate(
         {
             "environment": "team-a",
             "profile": "cloud",
             "tls": {"domain": "ml.example.com", **tls},
+            **({"loop": loop} if loop else {}),
             "cloud": {
                 "inventory": str(tmp_path / "inventory"),
                 "cluster": {"provider": "gke", "region": "europe-west4", "project": "p", "gpu_pools": POOLS},
@@ -116,6 +120,19 @@ def test_the_kubernetes_play_gets_the_cluster_and_its_pools(tmp_path: Path) -> N
     assert found["argo_workflows_kubeconfig"] == found["kserve_kubeconfig"] == str(tmp_path / "secrets/kubeconfig")
     assert found["argo_workflows_gpu_pools"] == [{"name": "t4", "gpus": 1}, {"name": "l4", "gpus": 2}]
     assert found["kserve_gpu_pools"] == [{"name": "t4"}, {"name": "l4"}]
+
+
+def test_the_trigger_service_starts_the_training_projects_pipeline_with_the_token_file(tmp_path: Path) -> None:
+    config = cloud_config(tmp_path, LOOP)
+    assert config.loop_runner == "gitlab" and config.ansible_vars()["ml_loop_runner"] == "gitlab"
+    generated = cloud.platform_defaults(config, tmp_path)
+    assert generated["ml_loop_gitlab_url"] == "https://gitlab.com"
+    assert generated["ml_loop_gitlab_project"] == "team-a/training"
+    # Read on the controller when the role runs (empty before the GitLab layer made it), never copied here.
+    token = generated["ml_loop_gitlab_trigger_token"]
+    assert str(tmp_path / "secrets/gitlab/trigger_token") in token and token.startswith("{{ lookup(")
+    systemd = cloud.platform_defaults(cloud_config(tmp_path, {**LOOP, "runner": "systemd"}), tmp_path)
+    assert "ml_loop_gitlab_project" not in systemd
 
 
 def test_pods_reach_the_platform_by_its_public_names_trusting_its_ca(tmp_path: Path) -> None:
@@ -228,10 +245,10 @@ class RecordedProgram:
         return StackProgress({"delete": 5})
 
 
-def cloud_run(tmp_path: Path) -> Run:
+def cloud_run(tmp_path: Path, loop: dict | None = None) -> Run:
     from mlenv.app import Application
 
-    return Run(cloud_config(tmp_path), tmp_path / "state", Application())
+    return Run(cloud_config(tmp_path, loop), tmp_path / "state", Application())
 
 
 @pytest.fixture
@@ -262,10 +279,11 @@ def test_purge_destroys_gitlab_before_the_cluster_and_forgets_the_kubeconfig(rec
     assert not kubeconfig.exists()
 
 
-def test_up_runs_cluster_then_services_then_gitlab_passing_outputs_on(tmp_path: Path, monkeypatch, capsys) -> None:
+@pytest.mark.parametrize("loop", [None, LOOP], ids=["no loop", "loop projects"])
+def test_up_runs_cluster_then_services_then_gitlab_passing_outputs_on(tmp_path, monkeypatch, capsys, loop) -> None:
     from mlenv.runners.ansible import PlaybookResult
 
-    run = cloud_run(tmp_path)
+    run = cloud_run(tmp_path, loop)
     state = run.state
     # The preflight (CLI, credentials) has tests of its own; here every check passes.
     monkeypatch.setattr(cloud_profile.preflight, "run", lambda config, **kwargs: [])
@@ -287,11 +305,12 @@ def test_up_runs_cluster_then_services_then_gitlab_passing_outputs_on(tmp_path: 
     monkeypatch.setattr(cloud_profile, "converge", converge)
     result = cloud_profile.Cloud(run).up()
     assert result.changed == 4
+    # With loop projects, the trigger service is converged again once the GitLab layer made its token.
     assert [(kind, name) for kind, name, _ in calls] == [
         ("up", cloud.CLUSTER),
         ("converge", str(tmp_path / "inventory")),
         ("up", cloud.GITLAB),
-    ]
+    ] + ([("converge", str(tmp_path / "inventory"))] if loop else [])
     assert calls[1][2]["argo_workflows_gpu_pools"] == [{"name": "t4", "gpus": 1}, {"name": "l4", "gpus": 2}]
     assert calls[2][2]["mlflowPassword"] == StackValue("pw-mlflow", secret=True)
     assert (state / "secrets/gitlab/trigger_token").read_text() == "t"

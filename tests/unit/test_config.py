@@ -29,6 +29,14 @@ BAD = {
         "loop:\n  projects: [{title: T, dataset: a, model: a, every: 0}]\n",
         "loop.projects.0.every: Input should be greater than or equal to 1",
     ),
+    "loop runner gitlab without GitLab": (
+        "loop:\n  runner: gitlab\n",
+        "(top level): `loop.runner: gitlab` starts the training project's pipeline: it needs `cloud.gitlab`",
+    ),
+    "loop runner that does not exist": (
+        "loop:\n  runner: cron\n",
+        "loop.runner: Input should be 'systemd' or 'gitlab'",
+    ),
     "loop projects without Label Studio": (
         "services:\n  label_studio: false\nloop:\n  projects: [{title: T, dataset: a, model: a}]\n",
         "(top level): `loop.projects` train from Label Studio: keep `services.label_studio: true`",
@@ -244,3 +252,4 @@ def test_loop_projects_reach_the_trigger_service_and_the_model_server() -> None:
     # One model trained from two projects is served once, following production.
     assert found["model_server_models"] == [{"name": "tickets", "alias": "production"}]
     assert MlenvConfig().ansible_vars()["model_server_models"] == []
+    assert MlenvConfig().ansible_vars()["ml_loop_runner"] == "systemd"

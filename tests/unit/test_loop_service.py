@@ -57,9 +57,9 @@ def test_every_problem_is_named_at_once() -> None:
         assert expected in message, message
 
 
-def test_the_gitlab_runner_needs_its_project_and_token() -> None:
+def test_the_gitlab_runner_needs_its_project() -> None:
     runner = {"kind": "gitlab", "url": "https://gitlab.example.com", "project": "not a path"}
-    with pytest.raises(settings.ConfigProblem, match=r"runner\.project.*MLENV_LOOP_GITLAB_TRIGGER_TOKEN is not set"):
+    with pytest.raises(settings.ConfigProblem, match=r"runner\.project: 'not a path'"):
         settings.parse({**GOOD, "runner": runner}, SECRETS)
 
 
@@ -168,6 +168,12 @@ def test_the_gitlab_runner_triggers_the_pipeline_with_the_runs_variables(gitlab:
         "variables[MLENV_RUN_ID]": RUN["id"],
     }
     assert trigger_form(gitlab_runner(gitlab).settings, RUN) == call["form"]
+
+
+def test_without_its_token_yet_a_run_fails_saying_what_gives_it(gitlab: str) -> None:
+    with pytest.raises(RunnerError, match="no pipeline trigger token yet"):
+        asyncio.run(gitlab_runner(gitlab, token="").start(RUN))
+    assert GitLabStandIn.received == []
 
 
 def test_gitlab_refusing_the_trigger_is_a_clear_error(gitlab: str) -> None:

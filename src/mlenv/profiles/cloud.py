@@ -107,7 +107,13 @@ class Cloud(Profile):
                 GITLAB,
                 lambda stack, on: stack.up(stack_config, on, echo=self.echo()),
             )
+            token = state / "secrets" / "gitlab" / "trigger_token"
+            before = token.read_text() if token.is_file() else None
             keep_gitlab_outputs(state, gitlab_outputs)
+            if config.loop.projects and config.loop_runner == "gitlab" and token.read_text() != before:
+                # The trigger service was configured before the GitLab layer made the token.
+                self.run.report.info("the trigger service gets the training pipeline's new trigger token")
+                result = converge(self.run, inventory, public_https_port=443, extra_settings=owned)
         return result
 
     def plan(self) -> None:

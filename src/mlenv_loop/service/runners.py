@@ -159,6 +159,10 @@ class GitLab:
             raise RunnerError(f"GitLab's pipeline trigger at {self.settings.url} failed: {err}") from None
 
     async def start(self, run: dict[str, Any]) -> str:
+        if not self.settings.token:
+            raise RunnerError(
+                "no pipeline trigger token yet: `mlenv up` gives it to the service once it has made the GitLab space"
+            )
         pipeline = await asyncio.to_thread(self._trigger, run)
         return str(pipeline.get("web_url") or f"pipeline {pipeline.get('id')}")
 
