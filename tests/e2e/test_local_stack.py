@@ -242,9 +242,10 @@ def test_an_up_killed_mid_converge_was_resumed_by_the_next(stack):
 def test_status_is_all_green_with_auth(stack):
     result = stack.mlenv("status")
     assert result.returncode == 0, result.stdout
-    for service in ("mlflow", "label_studio", "object_store"):
+    services = ("mlflow", "label_studio", "object_store", "ml_loop", "model_server")
+    for service in services:
         assert f"│ {service} " in result.stdout
-    assert result.stdout.count("auth OK, anonymous refused") == 3, result.stdout
+    assert result.stdout.count("auth OK, anonymous refused") == len(services), result.stdout
 
 
 def test_credentials_name_the_files_and_show_secrets_on_request(stack):

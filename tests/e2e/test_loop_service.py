@@ -104,8 +104,10 @@ def test_labels_that_cross_the_threshold_train_and_register_a_model(stack, proje
     assert tags["mlenv.label_studio_project"] == str(project.id) and tags["mlenv.annotation_count"] == str(EVERY)
     assert tags["mlenv.trigger"] == first_run["trigger"]
     assert tags["mlenv.code_version"].startswith("template-sha256:")
-    # Registered by the runs' own MLflow user, not the admin.
-    assert found["model_version"]["user_id"] == "mlenv-train"
+    # Trained by the runs' own user (the unit's), logging as the runs' own MLflow user.
+    status, run = mlflow_api(stack, f"runs/get?run_id={result['run_id']}")
+    assert status == 200 and run["run"]["info"]["user_id"] == "mlenv-train", run
+    assert mlflow_api(stack, "users/get?username=mlenv-train")[0] == 200
 
 
 def test_the_dataset_version_is_in_the_bucket_with_the_right_counts(stack, first_run):
