@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 SCHEMA = """
@@ -179,6 +180,4 @@ class Store:
 
 
 def _jsonb(value: Any) -> Any:
-    from psycopg.types.json import Jsonb
-
     return Jsonb(value) if isinstance(value, dict) else value
