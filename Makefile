@@ -12,6 +12,9 @@ export CONTAINERS_CONF ?= $(ROOT)/.config/containers/containers.conf
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := 0
 PYTEST_ARGS ?=
+# Workers of `make test`: the e2e stack on one, the role scenarios and quick tests beside it.
+# The hosts mostly wait on installs and start-ups, so two workers fit two cores.
+TEST_WORKERS ?= 2
 
 .PHONY: help up test install venv system image lint unit scenarios benchmark lock clean
 
@@ -22,7 +25,7 @@ up: install  ## install, then bring the local profile up with mlenv up
 	mlenv up
 
 test: install lint  ## install, lint, then run every test (unit, role scenarios, e2e, k8s)
-	pytest $(PYTEST_ARGS)
+	pytest --numprocesses $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 install: system venv image  ## Debian packages, the venv and the host image (each cached)
 

@@ -384,6 +384,11 @@ class MlenvConfig(Strict):
         return "gitlab" if self.cloud is not None and self.cloud.gitlab is not None else "systemd"
 
     @property
+    def served_models(self) -> list[str]:
+        """The registered models the loop trains, each served at its production version."""
+        return sorted({project.model for project in self.loop.projects})
+
+    @property
     def local_host_name(self) -> str:
         """The environment's own container: each environment its host, never another's."""
         return self.local.host_name or f"mlenv-{self.environment}"
@@ -411,8 +416,8 @@ class MlenvConfig(Strict):
         found["ml_loop_margin"] = (loop.margin, "loop.margin")
         found["ml_loop_quiet_seconds"] = (loop.quiet_seconds, "loop.quiet_seconds")
         found["ml_loop_runner"] = (self.loop_runner, "loop.runner")
-        served = sorted({project.model for project in loop.projects})
-        found["model_server_models"] = ([{"name": name, "alias": "production"} for name in served], "loop.projects")
+        served = [{"name": name, "alias": "production"} for name in self.served_models]
+        found["model_server_models"] = (served, "loop.projects")
         store = self.object_store
         if store.endpoint:
             found["object_store_external_endpoint"] = (store.endpoint, "object_store.endpoint")

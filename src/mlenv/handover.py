@@ -53,6 +53,8 @@ def kubernetes_vars(config: MlenvConfig, state: Path, cluster_outputs: dict[str,
         "kserve_kubeconfig": kubeconfig,
         "argo_workflows_gpu_pools": [{"name": name, "gpus": gpus.get(name, 1)} for name in pools],
         "kserve_gpu_pools": [{"name": name} for name in pools],
+        # The loop's models are served at their production version, followed as the alias moves.
+        "kserve_models": [{"name": name, "alias": "production"} for name in config.served_models],
     }
 
 
@@ -63,6 +65,7 @@ def platform_defaults(config: MlenvConfig, state: Path) -> dict[str, Any]:
         "argo_workflows_s3_endpoint": f"s3.{config.tls.domain}:443",
         "kserve_s3_endpoint": f"s3.{config.tls.domain}:443",
         "argo_workflows_mlflow_tracking_uri": f"https://mlflow.{config.tls.domain}",
+        "kserve_mlflow_tracking_uri": f"https://mlflow.{config.tls.domain}",
     }
     if config.tls.certificate is None:
         # mlenv's own CA signed the proxy's certificate: the pods must trust it too.

@@ -9,6 +9,7 @@ behind the same TLS-inspecting proxies as the host).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -151,17 +152,22 @@ def ensure_image(project_root: Path, *, force: bool = False, log: Log = lambda _
     env = podman_env(project_root)
     source = read_apt_source()
     ref = image_ref(source)
-    if not force and image_exists(ref, env):
-        log(f"host image {ref} is up to date")
+    # Test workers and `mlenv up` may ask at the same moment: one builds, the others wait and reuse it.
+    cache = Path(os.environ.get("MLENV_CACHE_DIR", Path.home() / ".cache/mlenv"))
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / "host-image.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not force and image_exists(ref, env):
+            log(f"host image {ref} is up to date")
+            _tag_latest(ref, env)
+            return ref
+        log(f"building host image {ref} from {source.mirror} {source.suite}")
+        with tempfile.TemporaryDirectory(prefix="mlenv-rootfs-", dir="/var/tmp") as tmp:
+            rootfs = Path(tmp) / "rootfs"
+            _debootstrap(rootfs, source, log)
+            _configure_rootfs(rootfs, source)
+            _import(rootfs, ref, env, log)
         _tag_latest(ref, env)
-        return ref
-    log(f"building host image {ref} from {source.mirror} {source.suite}")
-    with tempfile.TemporaryDirectory(prefix="mlenv-rootfs-", dir="/var/tmp") as tmp:
-        rootfs = Path(tmp) / "rootfs"
-        _debootstrap(rootfs, source, log)
-        _configure_rootfs(rootfs, source)
-        _import(rootfs, ref, env, log)
-    _tag_latest(ref, env)
     return ref
 
 

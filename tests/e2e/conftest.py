@@ -1,5 +1,6 @@
 """The local profile brought up for real by `mlenv up`, once for the whole test run (every e2e
-module shares it; tests marked `stops_the_stack` run after the other e2e tests).
+module shares it; tests marked `stops_the_stack` run after the other e2e tests). The stack is
+package-scoped: it is removed as soon as the last e2e test is done, not left beside the rest.
 
 The stack gets its own container name, published port and state folder, so it never
 touches an operator's `mlenv-local`; leftovers of an earlier run are removed first,
@@ -86,8 +87,7 @@ def kill_up_after_first_layer(env: dict[str, str]) -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests that stop the shared stack go after every e2e test that uses it, and before the rest
-    of the run, so that a stopped stack does not sit beside the role scenarios."""
+    """The tests that stop the shared stack go after every e2e test that uses it."""
     stopping = [item for item in items if item.get_closest_marker("stops_the_stack")]
     rest = [item for item in items if not item.get_closest_marker("stops_the_stack")]
     e2e = [index for index, item in enumerate(rest) if Path(item.path).parent == Path(__file__).parent]
@@ -95,7 +95,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items[:] = [*rest[:at], *stopping, *rest[at:]]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str]) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("mlenv-state")
     config = state / "mlenv.yaml"
@@ -121,7 +121,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str]) ->
     stack.mlenv("down", "--purge", stdin=f"{HOST}\n")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def container(stack: Stack):
     """The stack's host, reached straight through podman."""
     return testinfra.get_host(f"podman://{HOST}")

@@ -6,18 +6,26 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROLES_DIR, module_from
 from tests.helpers.manifests import KUBERNETES_VERSIONS, ManifestError, crd_dir, documents, validate
 from tests.k8s.render import missing_cluster_kubeconfig, run_role
+
+FOLLOW_PY = ROLES_DIR / "kserve/files/follow.py"
+follow = module_from(FOLLOW_PY, "kserve_follow")
 
 pytestmark = pytest.mark.skipif(crd_dir() is None, reason="no CRD schemas (MLENV_CRD_DIR or scripts/fetch-crds)")
 
 MODELS = [
     {"name": "iris-gpu", "storage_uri": "s3://mlflow/1/abc/artifacts/model", "pool": "t4"},
     {"name": "iris", "storage_uri": "s3://mlflow/1/def/artifacts/model"},
+    # Served at whatever version the alias points to: the follower makes and moves these.
+    {"name": "tickets", "alias": "production"},
+    {"name": "tickets-gpu", "alias": "production", "pool": "t4"},
 ]
 
 
@@ -31,6 +39,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str])
         kserve_apply=False, kserve_manifest_dir=str(tmp / "out"), kserve_team_namespace="team",
         kserve_s3_endpoint="s3.ml.example.com:443", kserve_s3_ca_file=str(ca), kserve_s3_access_key="AKIAEXAMPLE",
         kserve_s3_secret_key="example-secret", kserve_gpu_pools=[{"name": "t4"}], kserve_models=MODELS,
+        kserve_mlflow_tracking_uri="https://mlflow.ml.example.com", kserve_mlflow_password="example-password",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
     return [document for _, document in documents(tmp / "out")]
@@ -112,3 +121,88 @@ def test_check_mode_against_a_missing_cluster_fails_clearly(tmp_path: Path, tool
     assert result.returncode != 0
     assert "Traceback" not in output, output[-3000:]
     assert "The Kubernetes API cannot be reached with " + str(kubeconfig) in " ".join(output.split()), output[-3000:]
+
+
+def merge_patch(target: object, patch: object) -> object:
+    """The object after a JSON merge patch (RFC 7386), as the API server applies the follower's."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+def follower_settings(rendered: list[dict]) -> dict:
+    return json.loads(named(rendered, "ConfigMap")["mlenv-model-follow"]["data"]["settings.json"])
+
+
+def test_only_fixed_models_are_rendered_the_followed_ones_are_the_followers(rendered: list[dict]) -> None:
+    assert set(named(rendered, "InferenceService")) == {"iris", "iris-gpu"}
+    settings = follower_settings(rendered)
+    followed = [(model["name"], model["alias"]) for model in settings["models"]]
+    assert followed == [("tickets", "production"), ("tickets-gpu", "production")]
+    assert settings["mlflow_url"] == "https://mlflow.ml.example.com"
+    assert (settings["bucket"], settings["namespace"]) == ("mlflow", "team")
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_what_the_follower_creates_and_patches_is_a_valid_inference_service(rendered: list[dict], version: str) -> None:
+    for model in follower_settings(rendered)["models"]:
+        created = follow.wanted(model["service"], model["alias"], "3", "s3://mlflow/1/models/m-3/artifacts")
+        validate(created, version)
+        assert created["spec"]["predictor"]["serviceAccountName"] == "mlenv-kserve-s3"
+        action, patch = follow.change(created, follow.wanted(model["service"], "production", "2", "s3://mlflow/m-2"))
+        assert action == "patch"
+        validate(merge_patch(created, patch), version)
+    gpu = follower_settings(rendered)["models"][1]["service"]["spec"]["predictor"]
+    assert gpu["nodeSelector"] == {"mlenv.io/pool": "t4"} and gpu["model"]["resources"]["limits"]["nvidia.com/gpu"] == 1
+
+
+def test_the_follower_may_touch_only_the_inference_services_it_follows(rendered: list[dict]) -> None:
+    role = named(rendered, "Role")["mlenv-model-follow"]
+    assert role["rules"] == [
+        {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"], "verbs": ["create"]},
+        {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"],
+         "resourceNames": ["tickets", "tickets-gpu"], "verbs": ["get", "patch"]},
+    ]  # fmt: skip
+    binding = named(rendered, "RoleBinding")["mlenv-model-follow"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "mlenv-model-follow", "namespace": "team"}]
+    assert binding["roleRef"]["name"] == "mlenv-model-follow"
+
+
+def test_the_follower_runs_unprivileged_the_shipped_script_with_its_secret_from_a_secret(rendered: list[dict]) -> None:
+    deployment = named(rendered, "Deployment")["mlenv-model-follow"]
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["serviceAccountName"] == "mlenv-model-follow"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}
+    }  # fmt: skip
+    assert container["image"] == "docker.io/seldonio/mlserver:1.7.1-mlflow"  # the runtime's, already pulled
+    env = {item["name"]: item for item in container["env"]}
+    password = env["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert password == {"name": "mlenv-model-follow", "key": "password"}
+    assert env["MLENV_CA_FILE"]["value"] == "/etc/mlenv/ca/cabundle.crt"
+    files = named(rendered, "ConfigMap")["mlenv-model-follow"]["data"]
+    assert files["follow.py"] == FOLLOW_PY.read_text()
+    assert "example-password" not in json.dumps(files)
+    assert named(rendered, "Secret")["mlenv-model-follow"]["stringData"]["password"] == "example-password"
+    # A new script or new settings roll the pod.
+    annotation = deployment["spec"]["template"]["metadata"]["annotations"]["mlenv.io/config-sha256"]
+    assert re.fullmatch("[0-9a-f]{64}", annotation)
+
+
+def test_no_followed_model_renders_no_follower(tmp_path: Path, tool_env: dict[str, str]) -> None:
+    result = run_role(
+        "kserve", tmp_path, tool_env,
+        kserve_apply=False, kserve_manifest_dir=str(tmp_path / "out"), kserve_s3_access_key="a",
+        kserve_s3_secret_key="b", kserve_models=MODELS[1:2], kserve_mlflow_password="p",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    kinds = {document["kind"] for _, document in documents(tmp_path / "out")}
+    assert "Deployment" not in kinds and "Role" not in kinds and "InferenceService" in kinds

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from mlenv.hostimage import ensure_image
-from tests.conftest import PROJECT_ROOT, ROLES_DIR
+from tests.conftest import PROJECT_ROOT, ROLES_DIR, converged_roles
 
 LOG_DIR = PROJECT_ROOT / ".cache/molecule-logs"
 SCENARIO_TIMEOUT_S = 40 * 60
@@ -46,11 +46,6 @@ def is_kubernetes_role(role: Path) -> bool:
     """Roles that talk to a cluster: no podman host can stand in for one, so tests/k8s renders and validates
     their manifests offline (and converges them for real where a KUBECONFIG is given)."""
     return "kubernetes" in galaxy_info(role).get("galaxy_tags", [])
-
-
-def converged_roles(scenario: Path) -> set[str]:
-    plays = yaml.safe_load((scenario / "converge.yml").read_text())
-    return {entry["role"] for play in plays for entry in play.get("roles", [])}
 
 
 def test_every_role_has_a_scenario():

@@ -22,7 +22,9 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     runner = CliRunner()
 
     def invoke(*args: str, stdin: str | None = None):
-        return runner.invoke(main, list(args), env={"MLENV_STATE_DIR": str(state), "CI": "1"}, input=stdin)
+        # Wide enough that pytest's temporary paths (longer under pytest -n) stay whole in a table cell.
+        env = {"MLENV_STATE_DIR": str(state), "CI": "1", "COLUMNS": "400"}
+        return runner.invoke(main, list(args), env=env, input=stdin)
 
     invoke.state = state  # type: ignore[attr-defined]
     return invoke

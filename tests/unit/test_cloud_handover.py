@@ -113,9 +113,11 @@ def test_cluster_outputs_are_kept_with_the_kubeconfig_private(tmp_path: Path) ->
     assert mode(tmp_path / "secrets") == 0o700
 
 
-def test_the_kubernetes_play_gets_the_cluster_and_its_pools(tmp_path: Path) -> None:
-    config = cloud_config(tmp_path)
+def test_the_kubernetes_play_gets_the_cluster_its_pools_and_the_models_to_follow(tmp_path: Path) -> None:
+    config = cloud_config(tmp_path, LOOP)
     found = cloud.kubernetes_vars(config, tmp_path, {"gpu_pools": [{"name": "t4"}, {"name": "l4"}]})
+    assert found["kserve_models"] == [{"name": name, "alias": "production"} for name in config.served_models]
+    assert found["kserve_models"] and config.served_models == sorted({p["model"] for p in LOOP["projects"]})
     assert found["mlenv_kubernetes"] is True
     assert found["argo_workflows_kubeconfig"] == found["kserve_kubeconfig"] == str(tmp_path / "secrets/kubeconfig")
     assert found["argo_workflows_gpu_pools"] == [{"name": "t4", "gpus": 1}, {"name": "l4", "gpus": 2}]
@@ -138,7 +140,8 @@ def test_the_trigger_service_starts_the_training_projects_pipeline_with_the_toke
 def test_pods_reach_the_platform_by_its_public_names_trusting_its_ca(tmp_path: Path) -> None:
     generated = cloud.platform_defaults(cloud_config(tmp_path), tmp_path)
     assert generated["argo_workflows_s3_endpoint"] == generated["kserve_s3_endpoint"] == "s3.ml.example.com:443"
-    assert generated["argo_workflows_mlflow_tracking_uri"] == "https://mlflow.ml.example.com"
+    assert generated["argo_workflows_mlflow_tracking_uri"] == generated["kserve_mlflow_tracking_uri"]
+    assert generated["kserve_mlflow_tracking_uri"] == "https://mlflow.ml.example.com"
     assert generated["argo_workflows_s3_ca_file"] == str(tmp_path / "secrets/ca/ca.crt")
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
     cert.write_text("x")
