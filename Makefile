@@ -25,7 +25,7 @@ up: install  ## install, then bring the local profile up with mlenv up
 	mlenv up
 
 test: install lint  ## install, lint, then run every test (unit, role scenarios, e2e, k8s)
-	pytest --numprocesses $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	pytest --numprocesses $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 install: system venv image  ## Debian packages, the venv and the host image (each cached)
 

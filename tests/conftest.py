@@ -60,15 +60,36 @@ def tool_env() -> dict[str, str]:
 E2E_DIR = PROJECT_ROOT / "tests/e2e"
 
 
+def test_scope(nodeid: str) -> str:
+    """What one worker runs together under `pytest -n` (make test): every e2e test, with the one stack
+    they share; each role scenario on its own (a host each); any other module whole (its fixtures)."""
+    if nodeid.startswith("tests/e2e/"):
+        return "tests/e2e"
+    if nodeid.startswith("tests/roles/"):
+        return nodeid
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    # Our own scopes, not xdist_group marks: pytest 9.2's structured node ids lose xdist's group suffix
+    # (pytest-dev/pytest-xdist#1386), which would start the e2e stack on two workers at once.
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PlatformScopes(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return test_scope(nodeid)
+
+    return PlatformScopes(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under `pytest -n` (make test) the e2e tests are one group, kept on one worker with their one
-    stack, and the longest work is handed out first: the e2e group, then the scenarios by the number
-    of roles they converge, then the quick tests, which fill in beside them."""
-    for item in items:
-        if E2E_DIR in Path(item.path).parents:
-            item.add_marker(pytest.mark.xdist_group("e2e-stack"))
+    """Under `pytest -n` the longest work is handed out first, in this order (the scheduler keeps it:
+    --no-loadscope-reorder): the e2e tests, then the scenarios by the number of roles they converge,
+    then the quick tests, which fill in beside them. One process keeps collection order."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return  # one process: collection order, quick tests first
+        return
 
     def weight(item: pytest.Item) -> int:
         if E2E_DIR in Path(item.path).parents:

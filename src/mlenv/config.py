@@ -320,10 +320,11 @@ class Loop(Strict):
     """The ML loop: which Label Studio projects train which models, and the gate."""
 
     projects: list[LoopProject] = Field(default_factory=list)
-    runner: Literal["systemd", "gitlab"] | None = Field(
+    runner: Literal["systemd", "gitlab", "argo"] | None = Field(
         None,
-        description="Where runs train: systemd (a unit on the service host) or gitlab (the training project's "
-        "pipeline); default: gitlab on profile cloud with a gitlab section, else systemd.",
+        description="Where runs train: systemd (a unit on the service host), gitlab (the training project's "
+        "pipeline) or argo (a Workflow on the cluster); default: gitlab on profile cloud with a gitlab section, "
+        "else systemd.",
     )
     holdout_percent: int = Field(20, ge=1, le=99, description="Share of tasks held out for evaluation.")
     margin: float = Field(0.0, ge=0.0, le=1.0, description="How much better a new model must be to become production.")
@@ -359,6 +360,8 @@ class MlenvConfig(Strict):
             raise ValueError("`tls.https_port` is for the container target; on this-host nginx listens on 443")
         if self.loop.runner == "gitlab" and (self.cloud is None or self.cloud.gitlab is None):
             raise ValueError("`loop.runner: gitlab` starts the training project's pipeline: it needs `cloud.gitlab`")
+        if self.loop.runner == "argo" and self.cloud is None:
+            raise ValueError("`loop.runner: argo` submits Workflows on the cluster: it needs profile cloud")
         if self.loop.projects and not self.services.label_studio:
             raise ValueError("`loop.projects` train from Label Studio: keep `services.label_studio: true`")
         if self.services.label_studio and "label-studio" not in self.object_store.buckets:

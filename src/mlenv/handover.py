@@ -8,11 +8,15 @@ cloud profile's (profiles/cloud.py), through the Automation API and ansible-runn
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mlenv.config import MlenvConfig
+from mlenv.errors import UserError
 from mlenv.files import write_private
 from mlenv.outputs import Account, Outputs, read_secret
 from mlenv.runners.pulumi import StackValue
@@ -22,6 +26,9 @@ S3_KEYS = ("access_key", "secret_key")
 GITLAB = "gitlab"
 KUBECONFIG_FILE = "kubeconfig"
 CLUSTER_OUTPUTS = "cluster.json"
+# Where, under the secrets folder, the runners' tokens are kept (paths, not secrets).
+GITLAB_TRIGGER_TOKEN = "gitlab/trigger_token"  # noqa: S105
+ARGO_SUBMITTER_TOKEN = "argo/loop_token"  # noqa: S105
 GITLAB_OUTPUTS = "gitlab.json"
 
 
@@ -47,7 +54,7 @@ def kubernetes_vars(config: MlenvConfig, state: Path, cluster_outputs: dict[str,
     kubeconfig = str(state / "secrets" / KUBECONFIG_FILE)
     gpus = {pool.name: pool.accelerator_count for pool in config.cloud.cluster.gpu_pools}
     pools = [pool["name"] for pool in cluster_outputs["gpu_pools"]]
-    return {
+    found: dict[str, Any] = {
         "mlenv_kubernetes": True,
         "argo_workflows_kubeconfig": kubeconfig,
         "kserve_kubeconfig": kubeconfig,
@@ -56,6 +63,33 @@ def kubernetes_vars(config: MlenvConfig, state: Path, cluster_outputs: dict[str,
         # The loop's models are served at their production version, followed as the alias moves.
         "kserve_models": [{"name": name, "alias": "production"} for name in config.served_models],
     }
+    if config.loop_runner == "argo":
+        # The trigger service submits Workflows itself, as the account the argo_workflows role makes.
+        cluster = api_server(state / "secrets" / KUBECONFIG_FILE)
+        found.update(
+            argo_workflows_submitter_token_file=str(state / "secrets" / ARGO_SUBMITTER_TOKEN),
+            ml_loop_argo_api_url=cluster["server"],
+            ml_loop_argo_ca=cluster["ca"],
+            ml_loop_argo_namespace=config.environment,
+            ml_loop_argo_template="train-register-deploy" if pools else "train-register-deploy-cpu",
+        )
+    return found
+
+
+def api_server(kubeconfig: Path) -> dict[str, str]:
+    """The current context's API server URL and its CA (PEM; empty when a public CA signed it)."""
+    try:
+        found = yaml.safe_load(kubeconfig.read_text())
+        contexts = {item["name"]: item["context"] for item in found.get("contexts", [])}
+        clusters = {item["name"]: item["cluster"] for item in found["clusters"]}
+        name = contexts[found["current-context"]]["cluster"] if found.get("current-context") else next(iter(clusters))
+        cluster = clusters[name]
+        ca = base64.b64decode(cluster.get("certificate-authority-data", "")).decode()
+        return {"server": str(cluster["server"]), "ca": ca}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, StopIteration, ValueError) as err:
+        raise UserError(
+            f"the cluster's kubeconfig {kubeconfig} names no API server ({err}): run `mlenv up` again"
+        ) from None
 
 
 def platform_defaults(config: MlenvConfig, state: Path) -> dict[str, Any]:
@@ -77,14 +111,27 @@ def platform_defaults(config: MlenvConfig, state: Path) -> dict[str, Any]:
         training = next(project for project in gitlab.projects if project.rsplit("/", 1)[-1] == gitlab.training_project)
         # The token exists once the GitLab layer ran (after the services): until then the service
         # records its runs as failed with what to do, and `mlenv up` converges again once it has it.
-        token = state / "secrets" / "gitlab" / "trigger_token"
+        token = state / "secrets" / GITLAB_TRIGGER_TOKEN
         lookup = f"lookup('ansible.builtin.file', '{token}', errors='ignore')"
         found.update(
             ml_loop_gitlab_url=gitlab.url,
             ml_loop_gitlab_project=f"{group}/{training}",
             ml_loop_gitlab_trigger_token="{{ " + lookup + " | default('', true) }}",
         )
+    if config.loop_runner == "argo":
+        # Made on the cluster after the service's converge: `mlenv up` converges again to hand it over.
+        lookup = f"lookup('ansible.builtin.file', '{state / 'secrets' / ARGO_SUBMITTER_TOKEN}', errors='ignore')"
+        found["ml_loop_argo_token"] = "{{ " + lookup + " | default('', true) }}"
     return found
+
+
+def loop_token(config: MlenvConfig, state: Path) -> str | None:
+    """The token the trigger service's runner needs from a later layer (GitLab's, the cluster's), if any."""
+    relative = {"gitlab": GITLAB_TRIGGER_TOKEN, "argo": ARGO_SUBMITTER_TOKEN}.get(config.loop_runner)
+    if not config.loop.projects or relative is None:
+        return None
+    path = state / "secrets" / relative
+    return path.read_text() if path.is_file() else ""
 
 
 def gitlab_stack_config(config: MlenvConfig, outputs: Outputs, state: Path) -> dict[str, StackValue]:

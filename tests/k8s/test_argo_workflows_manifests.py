@@ -35,7 +35,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str])
         argo_workflows_s3_access_key="AKIAEXAMPLE", argo_workflows_s3_secret_key="example-secret",
         argo_workflows_mlflow_password="example-password", argo_workflows_gpu_pools=POOLS,
         argo_workflows_mlflow_tracking_uri="https://mlflow.ml.example.com",
-        argo_workflows_ingress_host="argo.ml.example.com",
+        argo_workflows_ingress_host="argo.ml.example.com", argo_workflows_submitter_token_file=str(tmp / "loop_token"),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
     found: dict[str, list[dict]] = {}
@@ -130,7 +130,7 @@ def test_no_container_is_privileged_and_every_container_has_requests(rendered: d
 
 
 def test_workflows_run_as_the_least_privilege_account(rendered: dict[str, list[dict]]) -> None:
-    (role,) = objects(rendered, "Role").values()
+    role = objects(rendered, "Role")["mlenv-workflow"]
     verbs = {
         (rule["apiGroups"][0], resource): set(rule["verbs"]) for rule in role["rules"] for resource in rule["resources"]
     }
@@ -214,3 +214,25 @@ def test_the_trigger_service_submits_a_valid_workflow_of_the_roles_template(rend
     broken["spec"]["workflowTemplateRef"]["nmae"] = template
     with pytest.raises(ManifestError, match="nmae"):
         validate(broken)
+
+
+def test_the_trigger_service_account_may_only_create_and_read_workflows(rendered: dict[str, list[dict]]) -> None:
+    role = objects(rendered, "Role")["mlenv-loop-submitter"]
+    assert role["rules"] == [{"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "get"]}]
+    binding = objects(rendered, "RoleBinding")["mlenv-loop-submitter"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "mlenv-loop-submitter", "namespace": "team"}]
+    token = objects(rendered, "Secret")["mlenv-loop-submitter-token"]
+    assert token["type"] == "kubernetes.io/service-account-token"
+    assert token["metadata"]["annotations"] == {"kubernetes.io/service-account.name": "mlenv-loop-submitter"}
+    assert objects(rendered, "ServiceAccount")["mlenv-loop-submitter"]["automountServiceAccountToken"] is False
+
+
+def test_without_a_token_file_there_is_no_submitting_account(tmp_path: Path, tool_env: dict[str, str]) -> None:
+    result = run_role(
+        "argo_workflows", tmp_path, tool_env,
+        argo_workflows_apply=False, argo_workflows_manifest_dir=str(tmp_path / "out"), argo_workflows_s3_access_key="a",
+        argo_workflows_s3_secret_key="b", argo_workflows_mlflow_password="p",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert not (tmp_path / "out/submitter.yaml").exists()
+    assert (tmp_path / "out/rbac.yaml").is_file()

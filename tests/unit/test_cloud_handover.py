@@ -16,6 +16,7 @@ import pytest
 
 from mlenv import handover as cloud
 from mlenv.config import MlenvConfig
+from mlenv.errors import UserError
 from mlenv.files import write_private
 from mlenv.outputs import Outputs
 from mlenv.outputs import read as read_outputs
@@ -320,6 +321,69 @@ def test_up_runs_cluster_then_services_then_gitlab_passing_outputs_on(tmp_path, 
     printed = capsys.readouterr().out
     assert "✔ GPU cluster (gke, pulumi/cluster)" in printed
     assert "changed=3  log: /state/logs/pulumi-cluster.log" in printed
+
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+current-context: team-a
+contexts: [{name: team-a, context: {cluster: gke-team-a, user: team-a}}]
+clusters:
+  - name: gke-team-a
+    cluster: {server: "https://34.1.2.3", certificate-authority-data: "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="}
+users: [{name: team-a, user: {token: cluster-admin}}]
+"""
+
+
+def test_with_the_argo_runner_the_service_gets_the_clusters_api_its_ca_and_the_accounts_token(tmp_path) -> None:
+    config = cloud_config(tmp_path, {**LOOP, "runner": "argo"})
+    write_private(tmp_path / "secrets/kubeconfig", KUBECONFIG)
+    found = cloud.kubernetes_vars(config, tmp_path, {"gpu_pools": []})
+    assert found["ml_loop_argo_api_url"] == "https://34.1.2.3"
+    assert found["ml_loop_argo_ca"] == "-----BEGIN CERTIFICATE-----\n"
+    assert found["ml_loop_argo_namespace"] == "team-a"
+    assert found["ml_loop_argo_template"] == "train-register-deploy-cpu"  # no GPU pool, no GPU template
+    assert found["argo_workflows_submitter_token_file"] == str(tmp_path / "secrets/argo/loop_token")
+    assert "cluster-admin" not in json.dumps(found), "the operator's own credentials stay in the kubeconfig"
+    token = cloud.platform_defaults(config, tmp_path)["ml_loop_argo_token"]
+    assert str(tmp_path / "secrets/argo/loop_token") in token and token.startswith("{{ lookup(")
+    assert "ml_loop_argo_api_url" not in cloud.kubernetes_vars(
+        cloud_config(tmp_path, LOOP), tmp_path, {"gpu_pools": []}
+    )
+
+
+def test_a_kubeconfig_without_an_api_server_is_a_clear_error(tmp_path) -> None:
+    config = cloud_config(tmp_path, {**LOOP, "runner": "argo"})
+    write_private(tmp_path / "secrets/kubeconfig", "apiVersion: v1\n")
+    with pytest.raises(UserError, match=r"kubeconfig .* names no API server"):
+        cloud.kubernetes_vars(config, tmp_path, {"gpu_pools": []})
+
+
+def test_up_converges_again_once_the_cluster_made_the_argo_runners_token(tmp_path, monkeypatch) -> None:
+    from mlenv.runners.ansible import PlaybookResult
+
+    run = cloud_run(tmp_path, {**LOOP, "runner": "argo"})
+    state = run.state
+    monkeypatch.setattr(cloud_profile.preflight, "run", lambda config, **kwargs: [])
+    calls: list[tuple[str, str, Any]] = []
+    cluster_outputs = {"kubeconfig": KUBECONFIG, "cluster_name": "team-a", "region": "europe-west4", "gpu_pools": []}
+    gitlab_outputs = {"group_id": 1, "group_path": "team-a", "projects": {}, "trigger_token": "t", "deploy_token": "d"}
+    programs = {cloud.CLUSTER: cluster_outputs, cloud.GITLAB: gitlab_outputs}
+    monkeypatch.setattr(cloud_profile, "program", lambda run, name: RecordedProgram(name, calls, programs[name]))
+
+    def converge(run, inventory, *, public_https_port, extra_settings=None, check=False) -> PlaybookResult:
+        facts = {name: value for name, (value, _) in (extra_settings or {}).items()}
+        calls.append(("converge", str(inventory[-1]), facts))
+        # The argo_workflows role writes the account's token (the Kubernetes play, after the service's).
+        write_private(Path(facts["argo_workflows_submitter_token_file"]), "sa-token")
+        outputs_json(state)
+        return PlaybookResult("successful", 0, 4, 0, state / "log", [])
+
+    monkeypatch.setattr(cloud_profile, "converge", converge)
+    cloud_profile.Cloud(run).up()
+    assert [kind for kind, _, _ in calls] == ["up", "converge", "up", "converge"]
+    calls.clear()
+    cloud_profile.Cloud(run).up()  # the same token: one converge
+    assert [kind for kind, _, _ in calls] == ["up", "converge", "up"]
 
 
 class LockedOnceStack:

@@ -33,9 +33,13 @@ BAD = {
         "loop:\n  runner: gitlab\n",
         "(top level): `loop.runner: gitlab` starts the training project's pipeline: it needs `cloud.gitlab`",
     ),
+    "loop runner argo without a cluster": (
+        "loop:\n  runner: argo\n",
+        "(top level): `loop.runner: argo` submits Workflows on the cluster: it needs profile cloud",
+    ),
     "loop runner that does not exist": (
         "loop:\n  runner: cron\n",
-        "loop.runner: Input should be 'systemd' or 'gitlab'",
+        "loop.runner: Input should be 'systemd', 'gitlab' or 'argo'",
     ),
     "loop projects without Label Studio": (
         "services:\n  label_studio: false\nloop:\n  projects: [{title: T, dataset: a, model: a}]\n",

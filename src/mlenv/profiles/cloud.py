@@ -21,6 +21,7 @@ from mlenv.handover import (
     keep_cluster_outputs,
     keep_gitlab_outputs,
     kubernetes_vars,
+    loop_token,
     platform_defaults,
 )
 from mlenv.profiles.base import Confirm, Profile, Run, converge, write_inventory
@@ -99,6 +100,7 @@ class Cloud(Profile):
         facts = kubernetes_vars(config, state, cluster_outputs)
         source = "cloud.cluster (the cluster program's outputs)"
         owned = {name: (value, source) for name, value in facts.items()}
+        token_before = loop_token(config, state)
         result = converge(self.run, inventory, public_https_port=443, extra_settings=owned)
         if self.cloud.gitlab is not None:
             stack_config = gitlab_stack_config(config, platform_outputs.read(state), state)
@@ -107,13 +109,11 @@ class Cloud(Profile):
                 GITLAB,
                 lambda stack, on: stack.up(stack_config, on, echo=self.echo()),
             )
-            token = state / "secrets" / "gitlab" / "trigger_token"
-            before = token.read_text() if token.is_file() else None
             keep_gitlab_outputs(state, gitlab_outputs)
-            if config.loop.projects and config.loop_runner == "gitlab" and token.read_text() != before:
-                # The trigger service was configured before the GitLab layer made the token.
-                self.run.report.info("the trigger service gets the training pipeline's new trigger token")
-                result = converge(self.run, inventory, public_https_port=443, extra_settings=owned)
+        if loop_token(config, state) != token_before:
+            # The trigger service was configured before the cluster or the GitLab layer made its token.
+            self.run.report.info(f"the trigger service gets the new token of its runner ({config.loop_runner})")
+            result = converge(self.run, inventory, public_https_port=443, extra_settings=owned)
         return result
 
     def plan(self) -> None:

@@ -149,10 +149,6 @@ def _runner(found: Any, environ: dict[str, str], problems: list[str]) -> Systemd
         for key in ("namespace", "template"):
             if not isinstance(found.get(key), str) or not DNS_LABEL.match(found[key]):
                 problems.append(f"runner.{key}: {found.get(key)!r} must be a Kubernetes name (a DNS label)")
-        if not environ.get(KUBERNETES_TOKEN_ENV):
-            problems.append(
-                f"{KUBERNETES_TOKEN_ENV} is not set: the token of a service account that may create Workflows"
-            )
         return ArgoRunner(
             kind="argo",
             api_url=_url(found.get("api_url"), "runner.api_url", problems),

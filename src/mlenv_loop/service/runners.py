@@ -227,6 +227,10 @@ class Argo:
             raise RunnerError(f"the Kubernetes API at {self.settings.api_url} failed: {err}") from None
 
     async def start(self, run: dict[str, Any]) -> str:
+        if not self.settings.token:
+            raise RunnerError(
+                "no Kubernetes token yet: `mlenv up` gives the service its account's token once the cluster has it"
+            )
         status, answer = await asyncio.to_thread(self._call, "POST", "", workflow(self.settings, run))
         if status not in {200, 201, 409}:  # 409: submitted before (the service was killed after it)
             raise RunnerError(f"Kubernetes answered {status} to the Workflow: {answer.get('message', answer)}")
