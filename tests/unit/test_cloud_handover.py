@@ -283,17 +283,14 @@ def test_purge_destroys_gitlab_before_the_cluster_and_forgets_the_kubeconfig(rec
     assert not kubeconfig.exists()
 
 
-@pytest.mark.parametrize("loop", [None, LOOP], ids=["no loop", "loop projects"])
-def test_up_runs_cluster_then_services_then_gitlab_passing_outputs_on(tmp_path, monkeypatch, capsys, loop) -> None:
+def record_up(monkeypatch, run: Run, cluster_outputs: dict[str, Any], kubernetes_play: Any) -> list:
+    """`mlenv up` of the cloud profile with its programs and converges recorded, not run; the preflight (CLI,
+    credentials) has tests of its own, here every check passes. `kubernetes_play(facts)` stands for what
+    the converge's Kubernetes play does."""
     from mlenv.runners.ansible import PlaybookResult
 
-    run = cloud_run(tmp_path, loop)
-    state = run.state
-    # The preflight (CLI, credentials) has tests of its own; here every check passes.
     monkeypatch.setattr(cloud_profile.preflight, "run", lambda config, **kwargs: [])
     calls: list[tuple[str, str, Any]] = []
-    cluster_outputs = {"kubeconfig": "apiVersion: v1\n", "cluster_name": "team-a", "region": "europe-west4",
-                       "gpu_pools": [{"name": "t4"}, {"name": "l4"}]}  # fmt: skip
     gitlab_outputs = {"group_id": 1, "group_path": "team-a", "projects": {}, "trigger_token": "t", "deploy_token": "d"}
     programs = {cloud.CLUSTER: cluster_outputs, cloud.GITLAB: gitlab_outputs}
     monkeypatch.setattr(cloud_profile, "program", lambda run, name: RecordedProgram(name, calls, programs[name]))
@@ -301,12 +298,26 @@ def test_up_runs_cluster_then_services_then_gitlab_passing_outputs_on(tmp_path, 
     def converge(run, inventory, *, public_https_port, extra_settings=None, check=False) -> PlaybookResult:
         facts = {name: value for name, (value, _) in (extra_settings or {}).items()}
         calls.append(("converge", str(inventory[-1]), facts))
-        # The kubeconfig is in place before the Kubernetes play needs it.
-        assert Path(facts["kserve_kubeconfig"]).read_text() == "apiVersion: v1\n"
-        outputs_json(state)
-        return PlaybookResult("successful", 0, 4, 0, state / "log", [])
+        kubernetes_play(facts)
+        outputs_json(run.state)
+        return PlaybookResult("successful", 0, 4, 0, run.state / "log", [])
 
     monkeypatch.setattr(cloud_profile, "converge", converge)
+    return calls
+
+
+@pytest.mark.parametrize("loop", [None, LOOP], ids=["no loop", "loop projects"])
+def test_up_runs_cluster_then_services_then_gitlab_passing_outputs_on(tmp_path, monkeypatch, capsys, loop) -> None:
+    run = cloud_run(tmp_path, loop)
+    state = run.state
+    cluster_outputs = {"kubeconfig": "apiVersion: v1\n", "cluster_name": "team-a", "region": "europe-west4",
+                       "gpu_pools": [{"name": "t4"}, {"name": "l4"}]}  # fmt: skip
+
+    def kubernetes_play(facts: dict[str, Any]) -> None:
+        # The kubeconfig is in place before the Kubernetes play needs it.
+        assert Path(facts["kserve_kubeconfig"]).read_text() == "apiVersion: v1\n"
+
+    calls = record_up(monkeypatch, run, cluster_outputs, kubernetes_play)
     result = cloud_profile.Cloud(run).up()
     assert result.changed == 4
     # With loop projects, the trigger service is converged again once the GitLab layer made its token.
@@ -359,26 +370,14 @@ def test_a_kubeconfig_without_an_api_server_is_a_clear_error(tmp_path) -> None:
 
 
 def test_up_converges_again_once_the_cluster_made_the_argo_runners_token(tmp_path, monkeypatch) -> None:
-    from mlenv.runners.ansible import PlaybookResult
-
     run = cloud_run(tmp_path, {**LOOP, "runner": "argo"})
-    state = run.state
-    monkeypatch.setattr(cloud_profile.preflight, "run", lambda config, **kwargs: [])
-    calls: list[tuple[str, str, Any]] = []
     cluster_outputs = {"kubeconfig": KUBECONFIG, "cluster_name": "team-a", "region": "europe-west4", "gpu_pools": []}
-    gitlab_outputs = {"group_id": 1, "group_path": "team-a", "projects": {}, "trigger_token": "t", "deploy_token": "d"}
-    programs = {cloud.CLUSTER: cluster_outputs, cloud.GITLAB: gitlab_outputs}
-    monkeypatch.setattr(cloud_profile, "program", lambda run, name: RecordedProgram(name, calls, programs[name]))
 
-    def converge(run, inventory, *, public_https_port, extra_settings=None, check=False) -> PlaybookResult:
-        facts = {name: value for name, (value, _) in (extra_settings or {}).items()}
-        calls.append(("converge", str(inventory[-1]), facts))
+    def kubernetes_play(facts: dict[str, Any]) -> None:
         # The argo_workflows role writes the account's token (the Kubernetes play, after the service's).
         write_private(Path(facts["argo_workflows_submitter_token_file"]), "sa-token")
-        outputs_json(state)
-        return PlaybookResult("successful", 0, 4, 0, state / "log", [])
 
-    monkeypatch.setattr(cloud_profile, "converge", converge)
+    calls = record_up(monkeypatch, run, cluster_outputs, kubernetes_play)
     cloud_profile.Cloud(run).up()
     assert [kind for kind, _, _ in calls] == ["up", "converge", "up", "converge"]
     calls.clear()
