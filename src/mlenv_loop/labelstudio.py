@@ -61,8 +61,12 @@ class LabelStudio:
                 return found
             page += 1
 
-    def webhooks(self, project_id: int) -> list[dict[str, Any]]:
-        return list(self._call("GET", f"webhooks/?project={project_id}"))
+    def webhooks(self, project_id: int | None = None) -> list[dict[str, Any]]:
+        """One project's webhooks, or (no project) every webhook of the organization."""
+        return list(self._call("GET", "webhooks/" if project_id is None else f"webhooks/?project={project_id}"))
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        self._call("DELETE", f"webhooks/{webhook_id}/")
 
     def create_webhook(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "webhooks/", body)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.clients import mlflow_api, request, s3
+from tests.e2e.clients import label_studio, mlflow_api, request, s3
 from tests.e2e.conftest import HOST, LOOP_PROJECTS, Stack
 from tests.e2e.labelling import Project
 
@@ -303,3 +303,23 @@ def test_rollback_changes_what_is_served(stack, first_run):
     assert production_version(stack) == first
     seconds = wait_served(stack, first)
     print(f"rollback → version {first} served in {seconds:.1f} s")
+
+
+def test_a_project_out_of_the_loop_keeps_no_webhook_of_the_service(stack, project):
+    """As when a title leaves loop.projects: its project still has the service's webhook, which the
+    service takes off at its next look (every 30 s); the projects it trains from keep theirs."""
+    status, (ours,) = label_studio(stack, "GET", f"webhooks/?project={project.id}")
+    assert status == 200
+    outside = Project(stack, "tickets, not in the loop")
+    body = {key: ours[key] for key in ("url", "send_payload", "send_for_all_actions", "actions", "headers")}
+    status, left = label_studio(stack, "POST", "webhooks/", {**body, "project": outside.id})
+    assert status == 201, left
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if not label_studio(stack, "GET", f"webhooks/?project={outside.id}")[1]:
+            break
+        time.sleep(3)
+    assert label_studio(stack, "GET", f"webhooks/?project={outside.id}")[1] == [], "the webhook was left on it"
+    assert [hook["id"] for hook in label_studio(stack, "GET", f"webhooks/?project={project.id}")[1]] == [ours["id"]]
+    status, answer = service(stack, "/api/projects")
+    assert status == 200 and outside.id not in {found["project_id"] for found in answer["projects"]}

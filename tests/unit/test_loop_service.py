@@ -235,3 +235,52 @@ def test_an_oversized_webhook_is_413(client: TestClient) -> None:
 def test_the_run_listing_needs_the_api_token(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 401
     assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+class RecordedLabelStudio:
+    """The service's Label Studio client as connect_projects uses it, with the calls recorded (the real
+    API is the e2e tests'): projects by id and title, webhooks by id."""
+
+    def __init__(self, projects: dict[int, str], webhooks: list[dict[str, Any]]) -> None:
+        self._projects, self.hooks, self.calls = projects, {hook["id"]: hook for hook in webhooks}, []
+
+    def projects(self) -> list[dict[str, Any]]:
+        return [{"id": project_id, "title": title} for project_id, title in self._projects.items()]
+
+    def webhooks(self, project_id: int | None = None) -> list[dict[str, Any]]:
+        return [hook for hook in self.hooks.values() if project_id is None or hook["project"] == project_id]
+
+    def create_webhook(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(("create", body["project"]))
+        hook = {**body, "id": max(self.hooks, default=0) + 1}
+        self.hooks[hook["id"]] = hook
+        return hook
+
+    def update_webhook(self, webhook_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(("update", webhook_id))
+        self.hooks[webhook_id] = {**body, "id": webhook_id}
+        return self.hooks[webhook_id]
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        self.calls.append(("delete", webhook_id))
+        del self.hooks[webhook_id]
+
+
+def test_the_service_keeps_its_webhook_on_the_projects_it_trains_from_and_on_no_other() -> None:
+    config = settings.parse(GOOD, SECRETS)
+    ours = tasks.webhook_body(config, 0)
+    label_studio = RecordedLabelStudio(
+        {1: "Tickets", 2: "Removed from the loop", 3: "Tickets", 4: "Someone else's"},
+        [
+            {**ours, "id": 10, "project": 2},  # left from when project 2 was in loop.projects
+            {**ours, "id": 11, "project": 3},  # a second project with a trained title
+            {**ours, "id": 12, "project": 4, "url": "https://other.example.com/hook"},  # not ours
+        ],
+    )
+    found = tasks.Context(config, store=None, label_studio=label_studio, datasets=None, runner=None)  # type: ignore[arg-type]
+    connected = tasks.connect_projects(found)
+    assert connected == [(1, "Tickets", 13)]
+    assert label_studio.calls == [("create", 1), ("delete", 10), ("delete", 11)]
+    assert {hook["project"] for hook in label_studio.hooks.values()} == {1, 4}
+    label_studio.calls.clear()
+    assert tasks.connect_projects(found) == connected and label_studio.calls == []  # nothing to do twice

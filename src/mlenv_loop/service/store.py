@@ -89,6 +89,11 @@ class Store:
             project_id, title, webhook_id,
         )  # fmt: skip
 
+    async def keep_projects(self, project_ids: list[int]) -> None:
+        """Forget the projects the service no longer trains from (their runs stay)."""
+        await self._all("DELETE FROM mlenv_loop_projects WHERE NOT (project_id = ANY(%s::integer[]))",
+                        project_ids)  # fmt: skip
+
     async def project_title(self, project_id: int) -> str | None:
         found = await self._one("SELECT title FROM mlenv_loop_projects WHERE project_id = %s", project_id)
         return found["title"] if found else None

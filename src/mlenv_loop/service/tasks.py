@@ -175,8 +175,9 @@ def webhook_body(config: ServiceConfig, project_id: int) -> dict[str, Any]:
 
 def connect_projects(found: Context) -> list[tuple[int, str, int]]:
     """Each configured project that exists in Label Studio, with the service's webhook on it
-    (made when missing, mended when its secret or actions drifted). Of several projects with one
-    title, the oldest is the one that trains (a title names one project)."""
+    (made when missing, mended when its secret or actions drifted), and the service's webhook on
+    no other project. Of several projects with one title, the oldest is the one that trains (a
+    title names one project)."""
     connected = []
     titles = {project.title for project in found.config.projects}
     chosen: dict[str, int] = {}
@@ -199,6 +200,13 @@ def connect_projects(found: Context) -> list[tuple[int, str, int]]:
         else:
             hook = hooks[0]
         connected.append((project["id"], project["title"], hook["id"]))
+    # A project taken out of the loop (or a second one with a trained title) keeps no webhook of ours.
+    trained = set(chosen.values())
+    for hook in found.label_studio.webhooks():
+        if hook.get("url") == found.config.webhook_url and hook.get("project") not in trained:
+            found.label_studio.delete_webhook(hook["id"])
+            log.info("removed the service's webhook %s from Label Studio project %s, which it does not train from",
+                     hook["id"], hook.get("project"))  # fmt: skip
     return connected
 
 
@@ -208,8 +216,10 @@ def _differs(found: Any, wanted: Any) -> bool:
 
 async def connect_now() -> None:
     found = context()
-    for project_id, title, webhook_id in await asyncio.to_thread(connect_projects, found):
+    connected = await asyncio.to_thread(connect_projects, found)
+    for project_id, title, webhook_id in connected:
         await found.store.connect_project(project_id, title, webhook_id)
+    await found.store.keep_projects([project_id for project_id, _, _ in connected])
 
 
 @app.periodic(cron="* * * * * */30")
