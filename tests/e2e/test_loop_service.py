@@ -323,3 +323,26 @@ def test_a_project_out_of_the_loop_keeps_no_webhook_of_the_service(stack, projec
     assert [hook["id"] for hook in label_studio(stack, "GET", f"webhooks/?project={project.id}")[1]] == [ours["id"]]
     status, answer = service(stack, "/api/projects")
     assert status == 200 and outside.id not in {found["project_id"] for found in answer["projects"]}
+
+
+def test_after_postgresql_is_killed_every_service_on_it_answers_again(stack, container):
+    """kill -9 of the database server: systemd starts it again, and MLflow, Label Studio and the trigger
+    service answer through the proxy without an `mlenv up` (they reconnect)."""
+    unit = "postgresql@15-main"
+    before = container.check_output(f"systemctl show -P MainPID {unit}")
+    container.run_expect([0], f"kill -9 {before}")
+    checks = {
+        "mlflow": lambda: mlflow_api(stack, "experiments/search?max_results=1")[0],
+        "label_studio": lambda: label_studio(stack, "GET", "projects?page_size=1")[0],
+        "ml_loop": lambda: service(stack, "/api/runs")[0],
+    }
+    answered: dict[str, float] = {}
+    started = time.monotonic()
+    while time.monotonic() - started < 120 and len(answered) < len(checks):
+        for name, check in checks.items():
+            if name not in answered and check() == 200:
+                answered[name] = time.monotonic() - started
+        time.sleep(1)
+    print("answering again after kill -9 of PostgreSQL:", {name: f"{s:.1f} s" for name, s in answered.items()})
+    assert set(answered) == set(checks), f"still down after 120 s: {set(checks) - set(answered)}"
+    assert container.check_output(f"systemctl show -P MainPID {unit}") != before

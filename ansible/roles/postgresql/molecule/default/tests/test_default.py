@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import time
 
 import pytest
 
@@ -31,6 +32,23 @@ def test_service_is_running_and_enabled(host):
     service = host.service("postgresql@15-main")
     assert service.is_running
     assert service.is_enabled
+
+
+def test_a_killed_postmaster_is_restarted(host):
+    """kill -9 of the server: systemd starts it again (Debian's unit alone leaves it down)."""
+    unit = "postgresql@15-main"
+    assert host.check_output(f"systemctl show -P Restart {unit}") == "on-failure"
+    before = host.check_output(f"systemctl show -P MainPID {unit}")
+    assert before != "0"
+    host.run_expect([0], f"kill -9 {before}")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        after = host.check_output(f"systemctl show -P MainPID {unit}")
+        if after not in {"0", before} and host.run(f"systemctl is-active {unit}").stdout.strip() == "active":
+            break
+        time.sleep(1)
+    assert host.service(unit).is_running and after != before
+    assert psql(host, user="app", password=app_password(), address="127.0.0.1", sql="select 1").stdout.strip() == "1"
 
 
 def test_listens_on_the_configured_port(host):
