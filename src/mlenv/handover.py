@@ -111,18 +111,20 @@ def platform_defaults(config: MlenvConfig, state: Path) -> dict[str, Any]:
         training = next(project for project in gitlab.projects if project.rsplit("/", 1)[-1] == gitlab.training_project)
         # The token exists once the GitLab layer ran (after the services): until then the service
         # records its runs as failed with what to do, and `mlenv up` converges again once it has it.
-        token = state / "secrets" / GITLAB_TRIGGER_TOKEN
-        lookup = f"lookup('ansible.builtin.file', '{token}', errors='ignore')"
         found.update(
             ml_loop_gitlab_url=gitlab.url,
             ml_loop_gitlab_project=f"{group}/{training}",
-            ml_loop_gitlab_trigger_token="{{ " + lookup + " | default('', true) }}",
+            ml_loop_gitlab_trigger_token=read_when_made(state / "secrets" / GITLAB_TRIGGER_TOKEN),
         )
     if config.loop_runner == "argo":
         # Made on the cluster after the service's converge: `mlenv up` converges again to hand it over.
-        lookup = f"lookup('ansible.builtin.file', '{state / 'secrets' / ARGO_SUBMITTER_TOKEN}', errors='ignore')"
-        found["ml_loop_argo_token"] = "{{ " + lookup + " | default('', true) }}"
+        found["ml_loop_argo_token"] = read_when_made(state / "secrets" / ARGO_SUBMITTER_TOKEN)
     return found
+
+
+def read_when_made(path: Path) -> str:
+    """The file's text as Ansible reads it when the role runs, empty while it does not exist (never copied here)."""
+    return "{{ lookup('ansible.builtin.file', '" + str(path) + "', errors='ignore') | default('', true) }}"
 
 
 def loop_token(config: MlenvConfig, state: Path) -> str | None:
