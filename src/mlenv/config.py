@@ -287,6 +287,12 @@ class PulumiSettings(Strict):
         "else a folder in the state dir.",
     )
     organization: str | None = Field(None, description="Pulumi Cloud organization that owns the stacks.")
+    secrets_provider: str | None = Field(
+        None,
+        pattern=r"^(awskms|gcpkms|azurekeyvault|hashivault)://\S+$",
+        description="KMS key that encrypts the stacks' secrets (awskms://, gcpkms://, azurekeyvault://, "
+        "hashivault://); without it a folder or bucket backend uses a passphrase.",
+    )
 
 
 class Cloud(Strict):

@@ -105,8 +105,10 @@ class LocalHost:
                 "--hostname",
                 self.name,
                 "--systemd=always",
-                # Hardened units (PrivateTmp, ProtectSystem) need it to set up their namespaces.
+                # Hardened units (PrivateTmp, ProtectSystem) need it to set up their namespaces,
+                # and NET_ADMIN to bring up the loopback of a unit's private network.
                 "--cap-add=SYS_ADMIN",
+                "--cap-add=NET_ADMIN",
                 "--label",
                 f"{ROLE_LABEL}={ROLE}",
                 "--label",

@@ -56,6 +56,7 @@ cloud:
   # pulumi:
   #   backend_url: s3://my-bucket/pulumi   # where stack state lives; left out: PULUMI_BACKEND_URL, else the state dir
   #   organization: my-org                 # Pulumi Cloud only
+  #   secrets_provider: awskms://alias/mlenv  # shared bucket: a KMS key, or PULUMI_CONFIG_PASSPHRASE_FILE
   cluster:
     provider: gke         # gke | eks
     region: europe-west4

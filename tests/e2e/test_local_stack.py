@@ -23,6 +23,11 @@ from tests.e2e.clients import OUTSIDE, label_studio, request, s3
 from tests.e2e.conftest import DOMAIN, HOST
 from tests.helpers.mlflow_client import log_run_and_register
 
+# The object store's S3 API as the services on the host reach it (its own loopback address).
+S3_INSIDE = "http://127.0.0.2:8333"
+# How `ss` shows a listener on every address.
+WILDCARDS = ("0.0.0.0", "*", "::")  # noqa: S104
+
 
 def test_up_printed_the_urls_and_where_the_credentials_are(stack):
     for service in ("mlflow", "labels", "s3"):
@@ -198,7 +203,7 @@ def test_label_studio_project_task_annotation_and_export_to_the_bucket(stack):
             "project": project["id"],
             "bucket": "label-studio",
             "prefix": "e2e/annotations/",
-            "s3_endpoint": "http://127.0.0.1:8333",
+            "s3_endpoint": S3_INSIDE,
             "aws_access_key_id": stack.secret("object_store/label-studio.access_key"),
             "aws_secret_access_key": stack.secret("object_store/label-studio.secret_key"),
         },
@@ -218,6 +223,38 @@ def test_label_studio_project_task_annotation_and_export_to_the_bucket(stack):
     assert exported, "the annotation did not reach the bucket"
     annotation = json.loads(client.get_object(Bucket="label-studio", Key=exported[0]["Key"])["Body"].read())
     assert annotation["result"][0]["value"]["choices"] == ["good"]
+
+
+def listeners(container) -> set[tuple[str, int]]:
+    """(address, port) of every TCP listener in the host's network namespace."""
+    found = set()
+    for line in container.check_output("ss -Hltn").splitlines():
+        address, port = line.split()[3].rsplit(":", 1)
+        found.add((address.strip("[]"), int(port)))
+    return found
+
+
+def test_label_studio_is_let_through_to_exactly_s3_and_the_trigger_service(stack, container):
+    """The SSRF guard's exemption is by address: on the two exempt addresses only the S3 API and the
+    trigger service listen (besides the proxy and sshd on every address, which are public anyway),
+    and Label Studio is refused everywhere else on the loopback network."""
+    found = listeners(container)
+    on = {address: {port for at, port in found if at == address} for address in ("127.0.0.2", "127.0.0.3")}
+    assert on == {"127.0.0.2": {8333}, "127.0.0.3": {8095}}, found
+    everywhere = {port for at, port in found if at in WILDCARDS}
+    assert everywhere <= {22, 80, 443}, found
+    body = {"project": None, "bucket": "label-studio", "aws_access_key_id": "x", "aws_secret_access_key": "x"}
+    status, project = label_studio(stack, "POST", "projects", {"title": "ssrf"})
+    assert status == 201, project
+    body["project"] = project["id"]
+    # MLflow, Label Studio itself, PostgreSQL, the model server: each refused by the guard.
+    for port in (5000, 8080, 5432, 8090):
+        status, answer = label_studio(
+            stack, "POST", "storages/s3/validate", {**body, "s3_endpoint": f"http://127.0.0.1:{port}"}
+        )
+        assert status == 403 and "reserved network address" in str(answer), (port, status, answer)
+    status, answer = label_studio(stack, "POST", "storages/s3/validate", {**body, "s3_endpoint": S3_INSIDE})
+    assert "reserved network address" not in str(answer), answer
 
 
 def test_a_second_up_changes_nothing_and_skips_the_checks_its_inputs_passed(stack):

@@ -12,6 +12,7 @@ import base64
 import json
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -325,12 +326,8 @@ def test_a_project_out_of_the_loop_keeps_no_webhook_of_the_service(stack, projec
     assert status == 200 and outside.id not in {found["project_id"] for found in answer["projects"]}
 
 
-def test_after_postgresql_is_killed_every_service_on_it_answers_again(stack, container):
-    """kill -9 of the database server: systemd starts it again, and MLflow, Label Studio and the trigger
-    service answer through the proxy without an `mlenv up` (they reconnect)."""
-    unit = "postgresql@15-main"
-    before = container.check_output(f"systemctl show -P MainPID {unit}")
-    container.run_expect([0], f"kill -9 {before}")
+def answering_again(stack: Stack, limit_s: float) -> dict[str, float]:
+    """Seconds until MLflow, Label Studio and the trigger service each answer 200 through the proxy."""
     checks = {
         "mlflow": lambda: mlflow_api(stack, "experiments/search?max_results=1")[0],
         "label_studio": lambda: label_studio(stack, "GET", "projects?page_size=1")[0],
@@ -338,11 +335,102 @@ def test_after_postgresql_is_killed_every_service_on_it_answers_again(stack, con
     }
     answered: dict[str, float] = {}
     started = time.monotonic()
-    while time.monotonic() - started < 120 and len(answered) < len(checks):
+    while time.monotonic() - started < limit_s and len(answered) < len(checks):
         for name, check in checks.items():
             if name not in answered and check() == 200:
                 answered[name] = time.monotonic() - started
         time.sleep(1)
+    assert set(answered) == set(checks), f"still down after {limit_s} s: {set(checks) - set(answered)}"
+    return answered
+
+
+# Every service of the stack (the S3 entry is the socket-started way into the object store).
+UNITS = ["mlenv-object-store", "mlenv-object-store-s3", "mlenv-mlflow", "mlenv-label-studio", "mlenv-loop",
+         "mlenv-model-server", "nginx"]  # fmt: skip
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_a_service_killed_is_healthy_again_within_60_s_with_its_data(stack, container, project, first_run, unit):
+    """kill -9 of every process of the unit: `mlenv status` is all green again within 60 s, and what was
+    written before (the first run and its model in MLflow, its dataset version, the project's tasks) is there."""
+    tasks_before = label_studio(stack, "GET", f"projects/{project.id}")[1]["task_number"]
+    container.run_expect([0], f"systemctl kill --signal=KILL {unit}")
+    started = time.monotonic()
+    healthy = None
+    while time.monotonic() - started < 90:
+        if stack.mlenv("status").returncode == 0:
+            healthy = time.monotonic() - started
+            break
+        time.sleep(1)
+    print(f"{unit}: healthy again {healthy and round(healthy, 1)} s after kill -9")
+    assert healthy is not None and healthy <= 60, f"{unit}: not healthy within 60 s ({healthy})"
+    status, answer = mlflow_api(stack, f"runs/get?run_id={first_run['result']['run_id']}")
+    assert status == 200 and answer["run"]["info"]["status"] == "FINISHED", answer
+    assert label_studio(stack, "GET", f"projects/{project.id}")[1]["task_number"] == tasks_before
+    manifest = f"{DATASET}/versions/{first_run['version']}/manifest.json"
+    assert s3(stack, "admin").head_object(Bucket="datasets", Key=manifest)["ContentLength"] > 0
+
+
+def test_services_started_while_postgresql_is_away_come_up_once_it_is_back(stack, container):
+    """PostgreSQL stopped for longer than ten failed starts three seconds apart, while MLflow, Label
+    Studio and the trigger service restart: they keep trying (no start limit) and answer once it is back."""
+    database, apps = "postgresql@15-main", "mlenv-mlflow mlenv-label-studio mlenv-loop"
+    container.run_expect([0], f"systemctl stop {database}")
+    try:
+        container.run_expect([0], f"systemctl restart --no-block {apps}")
+        time.sleep(45)  # the fault lasts this long
+        states = container.check_output(f"systemctl show -P ActiveState {apps}").split()
+        assert "failed" not in states, states
+    finally:
+        container.run_expect([0], f"systemctl start {database}")
+    answered = answering_again(stack, 180)
+    print("answering after PostgreSQL was away 45 s:", {name: f"{s:.1f} s" for name, s in answered.items()})
+
+
+def test_after_postgresql_is_killed_every_service_on_it_answers_again(stack, container):
+    """kill -9 of the database server: systemd starts it again, and MLflow, Label Studio and the trigger
+    service answer through the proxy without an `mlenv up` (they reconnect)."""
+    unit = "postgresql@15-main"
+    before = container.check_output(f"systemctl show -P MainPID {unit}")
+    container.run_expect([0], f"kill -9 {before}")
+    answered = answering_again(stack, 120)
     print("answering again after kill -9 of PostgreSQL:", {name: f"{s:.1f} s" for name, s in answered.items()})
-    assert set(answered) == set(checks), f"still down after 120 s: {set(checks) - set(answered)}"
     assert container.check_output(f"systemctl show -P MainPID {unit}") != before
+
+
+def secret_values(secrets: Path) -> dict[str, str]:
+    """Each generated secret (file → value), from the state folder's secrets: one-line values, and the
+    long base64 lines of private keys. Certificates and access key ids are not secret."""
+    found: dict[str, str] = {}
+    for path in sorted(secrets.rglob("*")):
+        if not path.is_file() or path.suffix in {".crt", ".csr", ".pub"} or path.name.endswith("access_key"):
+            continue
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        if len(lines) == 1 and len(lines[0]) >= 12:
+            found[str(path.relative_to(secrets))] = lines[0]
+        for number, line in enumerate(lines):
+            if len(lines) > 1 and len(line) >= 40 and not line.startswith("-----") and " " not in line:
+                found[f"{path.relative_to(secrets)}:{number}"] = line
+    return found
+
+
+def test_no_secret_in_logs_artifacts_journal_or_command_lines(stack, container):
+    """After the whole e2e run (converges, the loop, faults): the value of every generated secret is
+    in no file of the state folder outside its secrets, in no line of the host's journal, and on no
+    command line of the host or of this machine."""
+    secrets = secret_values(stack.state / "secrets")
+    assert len(secrets) >= 15, sorted(secrets)
+    places: dict[str, str] = {
+        str(path.relative_to(stack.state)): path.read_text(errors="replace")
+        for path in stack.state.rglob("*")
+        if path.is_file() and (stack.state / "secrets") not in path.parents
+    }
+    assert any(name.startswith("ansible-runner/artifacts/") for name in places), sorted(places)[:20]
+    places["journal of the host"] = container.check_output("journalctl --no-pager -o cat")
+    places["processes of the host"] = container.check_output("ps -eww -o args")
+    controller = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=True)
+    places["processes of this machine"] = controller.stdout
+    hits = [f"{name} in {where}" for name, value in secrets.items() for where, text in places.items() if value in text]
+    assert not hits, hits
+    print(f"secret scan: {len(secrets)} secrets in {len(places)} places "
+          f"({sum(len(text) for text in places.values()) // 1024} KiB): 0 hits")  # fmt: skip

@@ -28,8 +28,9 @@ def rendered(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str])
     ca = tmp / "ca.crt"
     ca.write_text("-----BEGIN CERTIFICATE-----\nMIIBexample\n-----END CERTIFICATE-----\n")
     out = tmp / "manifests"
+    # With --diff, as `mlenv plan` runs: a new file's diff is its whole content.
     result = run_role(
-        "argo_workflows", tmp, tool_env,
+        "argo_workflows", tmp, tool_env, "--diff",
         argo_workflows_apply=False, argo_workflows_manifest_dir=str(out), argo_workflows_team_namespace="team",
         argo_workflows_s3_endpoint="s3.ml.example.com:443", argo_workflows_s3_ca_file=str(ca),
         argo_workflows_s3_access_key="AKIAEXAMPLE", argo_workflows_s3_secret_key="example-secret",
@@ -38,10 +39,20 @@ def rendered(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str])
         argo_workflows_ingress_host="argo.ml.example.com", argo_workflows_submitter_token_file=str(tmp / "loop_token"),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
+    rendered_output.append(result.stdout)
     found: dict[str, list[dict]] = {}
     for path, document in documents(out):
         found.setdefault(path.name, []).append(document)
     return found
+
+
+rendered_output: list[str] = []
+
+
+def test_no_secret_shows_in_the_output_of_a_diff_run(rendered: dict[str, list[dict]]) -> None:
+    secrets = [d for docs in rendered.values() for d in docs if d["kind"] == "Secret"]
+    assert secrets and "example-secret" in str(secrets) and "example-password" in str(secrets)
+    assert "example-secret" not in rendered_output[0] and "example-password" not in rendered_output[0]
 
 
 def objects(rendered: dict[str, list[dict]], kind: str) -> dict[str, dict]:

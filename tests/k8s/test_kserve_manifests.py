@@ -34,15 +34,26 @@ def rendered(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str])
     tmp = tmp_path_factory.mktemp("kserve")
     ca = tmp / "ca.crt"
     ca.write_text("-----BEGIN CERTIFICATE-----\nMIIBexample\n-----END CERTIFICATE-----\n")
+    # With --diff, as `mlenv plan` runs: a new file's diff is its whole content.
     result = run_role(
-        "kserve", tmp, tool_env,
+        "kserve", tmp, tool_env, "--diff",
         kserve_apply=False, kserve_manifest_dir=str(tmp / "out"), kserve_team_namespace="team",
         kserve_s3_endpoint="s3.ml.example.com:443", kserve_s3_ca_file=str(ca), kserve_s3_access_key="AKIAEXAMPLE",
         kserve_s3_secret_key="example-secret", kserve_gpu_pools=[{"name": "t4"}], kserve_models=MODELS,
         kserve_mlflow_tracking_uri="https://mlflow.ml.example.com", kserve_mlflow_password="example-password",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
+    rendered_output.append(result.stdout)
     return [document for _, document in documents(tmp / "out")]
+
+
+rendered_output: list[str] = []
+
+
+def test_no_secret_shows_in_the_output_of_a_diff_run(rendered: list[dict]) -> None:
+    secrets = [d for d in rendered if d["kind"] == "Secret"]
+    assert secrets and "example-secret" in str(secrets) and "example-password" in str(secrets)
+    assert "example-secret" not in rendered_output[0] and "example-password" not in rendered_output[0]
 
 
 def named(rendered: list[dict], kind: str) -> dict[str, dict]:

@@ -90,10 +90,24 @@ def test_init_writes_a_valid_file_and_keeps_an_existing_one(run, tmp_path: Path)
     written = (tmp_path / "mlenv.yaml").read_text()
     second = run("init")
     assert second.exit_code == 1
-    assert second.output == "error: mlenv.yaml exists; pass --force to overwrite it\n"
+    assert second.output == "error: mlenv.yaml exists; pass --force to overwrite it (the old one is kept beside it)\n"
     assert (tmp_path / "mlenv.yaml").read_text() == written
-    assert run("init", "--force").exit_code == 0
+    forced = run("init", "--force")
+    assert forced.exit_code == 0 and "the old one is mlenv.yaml.bak;" in forced.output, forced.output
     assert "profile: local" in (tmp_path / "mlenv.yaml").read_text()
+    assert (tmp_path / "mlenv.yaml.bak").read_text() == written
+    assert run("init", "--force").exit_code == 0 and (tmp_path / "mlenv.yaml.bak.1").exists()
+    assert (tmp_path / "mlenv.yaml.bak").read_text() == written  # an older copy is not overwritten either
+
+
+def test_init_forced_with_a_bad_option_keeps_the_file_as_it_was(run, tmp_path: Path) -> None:
+    (tmp_path / "mlenv.yaml").write_text("environment: mine\n")
+    result = run("init", "--force", "--environment", "Team A")
+    assert result.exit_code == 1 and "is not lower-case letters" in result.output
+    assert (tmp_path / "mlenv.yaml").read_text() == "environment: mine\n"
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith((".mlenv", "mlenv"))) == [
+        "mlenv.yaml"
+    ]
 
 
 def test_init_with_a_bad_environment_name_leaves_no_file(run, tmp_path: Path) -> None:

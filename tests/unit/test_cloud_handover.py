@@ -208,6 +208,26 @@ def test_stacks_keep_state_in_the_state_dir_with_a_generated_passphrase(tmp_path
     assert "PULUMI_CONFIG_PASSPHRASE_FILE" not in PulumiWorkspace(Path("/p"), tmp_path, "s3://b/p").env_vars()
 
 
+def test_a_shared_backend_needs_a_given_passphrase_or_a_kms_key(tmp_path: Path, monkeypatch) -> None:
+    """A passphrase generated on one operator's machine would leave every other one unable to decrypt."""
+    for name in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    shared = PulumiWorkspace(Path("/p"), tmp_path, backend_url="s3://team-state/pulumi")
+    with pytest.raises(UserError, match=r"the Pulumi backend s3://team-state/pulumi is shared: give every operator"):
+        shared.env_vars()
+    assert not (tmp_path / "secrets").exists(), "a passphrase was generated anyway"
+    kms = PulumiWorkspace(
+        Path("/p"), tmp_path, backend_url="s3://team-state/pulumi", secrets_provider="awskms://alias/x"
+    )
+    assert "PULUMI_CONFIG_PASSPHRASE_FILE" not in kms.env_vars()
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE_FILE", str(tmp_path / "given"))
+    assert shared.env_vars()["PULUMI_BACKEND_URL"] == "s3://team-state/pulumi"
+    with pytest.raises(ValueError, match="secrets_provider"):
+        MlenvConfig.model_validate({"profile": "cloud", "cloud": {
+            "inventory": "/x", "cluster": {"provider": "gke", "region": "r", "project": "p", "gpu_pools": []},
+            "pulumi": {"secrets_provider": "plaintext://x"}}})  # fmt: skip
+
+
 def test_engine_events_become_counts_and_failures() -> None:
     from pulumi.automation import events
 

@@ -119,3 +119,58 @@ def test_a_bad_input_of_a_later_role_stops_before_the_first_role_runs(tool_env, 
     assert "PLAY [Check every role's inputs]" in result.stdout
     assert "PLAY [Long installs" not in result.stdout and "PLAY [Databases]" not in result.stdout
     assert "changed=0" in result.stdout
+
+
+def rendered(tool_env, layer: Path, expression: str, *, inventory: str = "local") -> dict:
+    """What a Jinja expression gives for each host of the inventory, as a play would see it."""
+    hosts = PROJECT_ROOT / f"inventories/{inventory}/hosts.yml"
+    env = {**tool_env, "MLENV_STATE_DIR": str(layer.parent), "ANSIBLE_LOAD_CALLBACK_PLUGINS": "true",
+           "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}  # fmt: skip
+    result = subprocess.run(
+        ["ansible", "ml_hosts", "-i", str(layer), "-i", str(hosts), "-m", "ansible.builtin.debug",
+         "-a", f"msg={{{{ {expression} }}}}"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    answers = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]
+    return {host: answer["msg"] for host, answer in answers.items()}
+
+
+# Each host answers what its groups set (none where it is not in the group).
+ADDRESSES = (
+    "[mlenv_object_store_endpoint, object_store_listen_address | default(none), object_store_port | default(0) | int,"
+    " ml_loop_listen_address | default(none), ml_loop_port | default(0) | int,"
+    " label_studio_ssrf_allowed_urls | default(none),"
+    " proxy_sites | default([]) | selectattr('name', 'in', ['s3', 'loop']) | map(attribute='upstream') | list]"
+)
+
+
+def test_label_studio_calls_services_on_addresses_of_their_own(tool_env, tmp_path):
+    """Its SSRF guard lets addresses through, not ports: on one host, S3 and the trigger service each
+    have a loopback address that nothing else uses."""
+    (seen,) = rendered(tool_env, settings_layer(tmp_path), ADDRESSES).values()
+    assert seen == [
+        "http://127.0.0.2:8333", "127.0.0.2", 8333, "127.0.0.3", 8095, ["http://127.0.0.3:8095"],
+        ["http://127.0.0.2:8333", "http://127.0.0.3:8095"],
+    ]  # fmt: skip
+    sample = rendered(
+        tool_env,
+        settings_layer(
+            tmp_path,
+            MlenvConfig.model_validate({"environment": "ml-team", "tls": {"domain": "ml.example.com"}}),
+            port=443,
+        ),
+        ADDRESSES,
+        inventory="sample",
+    )
+    assert sample["apps1.ml.example.internal"][3:6] == ["127.0.0.3", 8095, ["http://127.0.0.3:8095"]]
+    assert sample["s3-1.ml.example.internal"][:2] == ["http://10.0.1.11:8333", "10.0.1.11"]
+
+
+def test_an_external_object_store_is_where_every_service_reaches_s3(tool_env, tmp_path):
+    config = MlenvConfig.model_validate(
+        {"object_store": {"backend": "external", "endpoint": "https://s3.storage.example.com"}}
+    )
+    (seen,) = rendered(tool_env, settings_layer(tmp_path, config), ADDRESSES).values()
+    assert seen[0] == "https://s3.storage.example.com"
+    assert seen[-1] == ["http://127.0.0.3:8095"]  # users reach that store at its own address, not the proxy

@@ -20,7 +20,14 @@ from mlenv.config import MlenvConfig
 from mlenv.errors import UserError
 from mlenv.files import write_private
 from mlenv.reporting import Reporter
-from mlenv.runners.ansible import LayerProgress, PlaybookResult, ProgressTracker, run_playbook, strategy_env
+from mlenv.runners.ansible import (
+    RUNS_FOLDER,
+    LayerProgress,
+    PlaybookResult,
+    ProgressTracker,
+    run_playbook,
+    strategy_env,
+)
 from mlenv.settings import Settings, owned_settings, write_layer
 
 # Asks the user to type a name and returns what was typed (the CLI prompts).
@@ -108,7 +115,7 @@ def converge(
         result = run_playbook(
             root / "ansible/playbooks/site.yml",
             inventory=sources,
-            private_data_dir=run.state / "ansible-runner",
+            private_data_dir=run.state / RUNS_FOLDER,
             envvars={
                 "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
                 "MLENV_STATE_DIR": str(run.state),

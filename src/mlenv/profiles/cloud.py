@@ -25,7 +25,7 @@ from mlenv.handover import (
     platform_defaults,
 )
 from mlenv.profiles.base import Confirm, Profile, Run, converge, write_inventory
-from mlenv.runners.ansible import PlaybookResult
+from mlenv.runners.ansible import PlaybookResult, forget_runs
 from mlenv.runners.pulumi import ProgramRun, PulumiRunError, PulumiWorkspace, StackProgress
 
 T = TypeVar("T")
@@ -42,6 +42,7 @@ def program(run: Run, name: str) -> ProgramRun:
         run.state,
         backend_url=settings.backend_url if settings else None,
         organization=settings.organization if settings else None,
+        secrets_provider=settings.secrets_provider if settings else None,
     )
     return ProgramRun(workspace, name, run.config.environment, run.state / "logs" / f"pulumi-{name}.log")
 
@@ -153,6 +154,7 @@ class Cloud(Profile):
             )
         self.confirmed(confirm, f"This destroys the GPU cluster and the GitLab group of '{environment}'", environment)
         self.destroy()
+        forget_runs(self.run.state)
         return f"{environment}: cluster and GitLab space destroyed; the hosts' data and the secrets are kept"
 
     def destroy(self) -> None:

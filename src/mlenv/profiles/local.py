@@ -10,7 +10,7 @@ from mlenv.errors import UserError
 from mlenv.localhost import LocalHost, pid1_is_systemd, ssh_connection
 from mlenv.outputs import TITLES
 from mlenv.profiles.base import Confirm, Profile, Run, converge, write_inventory
-from mlenv.runners.ansible import PlaybookResult
+from mlenv.runners.ansible import PlaybookResult, forget_runs
 
 LOCAL_INVENTORY_HOST = "mlenv-local"  # the host's name in inventories/local, whatever the container is called
 HOST_NAMES = {"mlflow": "mlflow", "object_store": "s3", "label_studio": "labels"}
@@ -131,6 +131,8 @@ class LocalContainer(ThisHost):
             return f"{host.name} stopped (data kept)" if host.stop() else f"{host.name} was not running"
         host.state()  # refuses a container that is not this environment's before asking anything
         self.confirmed(confirm, "This deletes every service's data", host.name)
+        # The runs' logs and records describe a host that is gone.
+        forget_runs(self.run.state)
         if not host.remove():
             return f"{host.name} did not exist"
         return f"{host.name} removed; credentials kept in {self.run.secrets} (delete the folder to forget them)"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mlenv.files import write_private
 
 
 @dataclass
@@ -89,6 +93,27 @@ def strategy_env() -> dict[str, str]:
     return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_linear"}
 
 
+RUNS_FOLDER = "ansible-runner"
+
+
+def seal_artifacts(private_data_dir: Path, artifact_dir: Path) -> None:
+    """ansible-runner writes the whole environment of a run (GITLAB_TOKEN, AWS_*, PULUMI_* when the operator
+    set them) into the run's `command` file, keeps the last runs, and leaves its logs readable by all (in a
+    private folder): keep the command and the variables' names only, and every file 0600."""
+    command = artifact_dir / "command"
+    if command.is_file():
+        kept = json.loads(command.read_text())
+        kept["env"] = sorted(kept.get("env") or {})
+        write_private(command, json.dumps(kept))
+    for path in private_data_dir.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def forget_runs(state: Path) -> None:
+    """Every run's artifacts (logs of a host that `down --purge` removed)."""
+    shutil.rmtree(state / RUNS_FOLDER, ignore_errors=True)
+
+
 def run_playbook(
     playbook: Path,
     *,
@@ -122,7 +147,10 @@ def run_playbook(
         quiet=not verbose,
         event_handler=tracker.handle if tracker else None,
         rotate_artifacts=10,
+        # No copy of this run's environment and variables left in env/ for a later run to read.
+        suppress_env_files=True,
     )
+    seal_artifacts(private_data_dir, Path(runner.config.artifact_dir))
     if tracker:
         tracker.finish()
     stats = runner.stats or {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,7 @@ class PulumiWorkspace:
     state: Path
     backend_url: str | None = None
     organization: str | None = None
+    secrets_provider: str | None = None
 
     def stack_name(self, environment: str) -> str:
         return f"{self.organization}/{environment}" if self.organization else environment
@@ -74,10 +76,16 @@ class PulumiWorkspace:
         found: dict[str, str] = {}
         backend = self.backend_url or os.environ.get("PULUMI_BACKEND_URL") or self.local_backend()
         found["PULUMI_BACKEND_URL"] = backend
-        needs_passphrase = not backend.startswith("https://")
-        if needs_passphrase and not (
-            os.environ.get("PULUMI_CONFIG_PASSPHRASE") or os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")
-        ):
+        needs_passphrase = not backend.startswith("https://") and not self.secrets_provider
+        given = os.environ.get("PULUMI_CONFIG_PASSPHRASE") or os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")
+        if needs_passphrase and not given:
+            if not self.owns_backend():
+                # A passphrase made here would be on this machine only: no other operator could decrypt.
+                raise UserError(
+                    f"the Pulumi backend {backend} is shared: give every operator the stacks' passphrase "
+                    "(export PULUMI_CONFIG_PASSPHRASE_FILE=<file>) or set cloud.pulumi.secrets_provider to a KMS key "
+                    "(awskms://…, gcpkms://…)"
+                )
             found["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(self.passphrase_file())
         # No "a newer CLI exists" call on every run (air-gapped sites; it only prints a notice).
         found["PULUMI_SKIP_UPDATE_CHECK"] = "true"
@@ -113,6 +121,22 @@ class PulumiRunError(UserError):
     """A preview, up or destroy that failed; the message names the log."""
 
 
+def set_secret_config(workspace: Any, stack_name: str, key: str, value: str) -> None:
+    """`pulumi config set --secret KEY`, the value on standard input: the Automation API's own config
+    calls put every value on the CLI's command line, which any user of the machine can read."""
+    result = subprocess.run(
+        [workspace.pulumi_command.command, "config", "set", "--secret", "--stack", stack_name, key],
+        input=value,
+        cwd=workspace.work_dir,
+        env={**os.environ, **(workspace.env_vars or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise PulumiRunError(f"pulumi config set --secret {key} failed: {result.stderr.strip()[-2000:]}")
+
+
 class ProgramRun:
     """One program (pulumi/<program>) on the environment's stack."""
 
@@ -128,9 +152,16 @@ class ProgramRun:
         stack = auto.create_or_select_stack(
             stack_name=self.workspace.stack_name(self.environment),
             work_dir=str(self.workspace.program_dir(self.program)),
-            opts=auto.LocalWorkspaceOptions(env_vars=self.workspace.env_vars()),
+            opts=auto.LocalWorkspaceOptions(
+                env_vars=self.workspace.env_vars(), secrets_provider=self.workspace.secrets_provider
+            ),
         )
-        stack.set_all_config({key: auto.ConfigValue(value=v.value, secret=v.secret) for key, v in config.items()})
+        plain = {key: auto.ConfigValue(value=v.value) for key, v in config.items() if not v.secret}
+        if plain:
+            stack.set_all_config(plain)
+        for key, value in config.items():
+            if value.secret:
+                set_secret_config(stack.workspace, stack.name, key, value.value)
         return stack
 
     def _run(self, action: str, config: dict[str, StackValue], on_resource: Callable[[str], None], echo: Echo) -> Any:

@@ -42,7 +42,7 @@ def api(host, method: str, path: str, body: object = None) -> dict:
 
 S3 = """
 import json, os, boto3
-s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:8333", region_name="us-east-1")
+s3 = boto3.client("s3", endpoint_url="http://127.0.0.2:8333", region_name="us-east-1")
 if os.environ.get("PUT_KEY"):
     s3.put_object(Bucket="label-studio", Key=os.environ["PUT_KEY"], Body=os.environ["PUT_BODY"].encode())
 listing = s3.list_objects_v2(Bucket="label-studio", Prefix=os.environ["PREFIX"]).get("Contents", [])
@@ -160,8 +160,13 @@ def test_ssrf_guard_refuses_storage_anywhere_but_the_object_store(host, project)
     refused = api(host, "POST", "storages/s3/validate", body)
     assert refused["status"] == 403
     assert "URL resolves to a reserved network address (block: 10.0.0.0/8)" in refused["body"]
+    # The rest of the loopback network stays refused: the exemption is the object store's own address.
+    for elsewhere in ("http://127.0.0.1:8333", "http://127.0.0.1:9333", "http://127.0.0.4:8333"):
+        refused = api(host, "POST", "storages/s3/validate", {**body, "s3_endpoint": elsewhere})
+        assert refused["status"] == 403, (elsewhere, refused)
+        assert "URL resolves to a reserved network address (block: 127." in refused["body"], refused
     # The object store itself is let through: the same request to it passes the guard.
-    allowed = api(host, "POST", "storages/s3/validate", {**body, "s3_endpoint": "http://127.0.0.1:8333"})
+    allowed = api(host, "POST", "storages/s3/validate", {**body, "s3_endpoint": "http://127.0.0.2:8333"})
     assert "reserved network address" not in str(allowed["body"])
 
 

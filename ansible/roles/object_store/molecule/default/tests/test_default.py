@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 
 import pytest
@@ -10,9 +11,12 @@ from tests.helpers.hostpython import s3_probe
 from tests.helpers.molecule import ephemeral_dir, podman_hosts, secret
 
 testinfra_hosts = podman_hosts()
-journal_units = ["mlenv-object-store"]
+journal_units = ["mlenv-object-store", "mlenv-object-store-s3"]
 SERVICE = "mlenv-object-store"
-ENDPOINT = "http://127.0.0.1:8333"
+ENTRY = "mlenv-object-store-s3"
+ENDPOINT = "http://127.0.0.2:8333"
+# SeaweedFS's parts and their gRPC ports (port + 10000), none with authentication.
+INTERNAL_PORTS = (9333, 8081, 8888, 19333, 18081, 18888, 18333)
 TOOLS_PYTHON = "/opt/mlenv/s3-tools/bin/python"
 
 
@@ -27,9 +31,23 @@ def probe(host, identity: str, bucket: str, *, secret: str | None = None) -> dic
     )
 
 
-def listening_ports(host) -> dict[int, str]:
-    sockets = host.socket.get_listening_sockets()
-    return {int(spec.rsplit(":", 1)[1]): spec for spec in sockets if spec.startswith("tcp://")}
+def listening(host, *, unit: str = "") -> set[str]:
+    """ADDRESS:PORT of every IPv4 TCP listener in the host's network namespace or a unit's (as its
+    main process sees it: /proc/PID/net/tcp is the network of that process)."""
+    pid = host.check_output(f"systemctl show -p MainPID --value {unit}") if unit else "self"
+    found = set()
+    for line in host.check_output(f"cat /proc/{pid}/net/tcp").splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state == "0A":  # LISTEN
+            address, port = local.split(":")
+            octets = [str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0)]
+            found.add(f"{'.'.join(octets)}:{int(port, 16)}")
+    return found
+
+
+def connects(host, address: str, port: int) -> bool:
+    probe = f"import socket; socket.create_connection(({address!r}, {port}), timeout=3)"
+    return host.run(f"python3 -c {shlex.quote(probe)}").rc == 0
 
 
 def test_service_runs_as_its_own_user(host):
@@ -39,12 +57,33 @@ def test_service_runs_as_its_own_user(host):
     assert user == "objectstore"
 
 
-def test_listens_on_loopback_only_and_extra_listeners_are_off(host):
-    ports = listening_ports(host)
-    for port in (8333, 9333, 8081, 8888):
-        assert ports[port].startswith("tcp://127.0.0.1:"), ports
+def test_only_the_s3_port_is_reachable_on_the_host(host):
+    on_host = listening(host)
+    assert "127.0.0.2:8333" in on_host
+    assert not {spec for spec in on_host if int(spec.rsplit(":", 1)[1]) in (*INTERNAL_PORTS, 8333)} - {
+        "127.0.0.2:8333"
+    }, on_host
+    for port in INTERNAL_PORTS:
+        assert not connects(host, "127.0.0.1", port), port
+        assert not connects(host, "127.0.0.2", port), port
+    assert connects(host, "127.0.0.2", 8333)
+
+
+def test_the_parts_listen_on_the_servers_own_loopback_and_extra_listeners_are_off(host):
+    inside = listening(host, unit=SERVICE)
+    for port in (8333, *INTERNAL_PORTS):
+        assert f"127.0.0.1:{port}" in inside, inside
+    ports = {int(spec.rsplit(":", 1)[1]) for spec in inside}
     for extra in (8181, 9101, 7333):  # Iceberg, Lance, WebDAV
         assert extra not in ports
+    assert all(spec.startswith("127.0.0.1:") for spec in inside), inside
+
+
+def test_the_s3_entry_runs_in_the_servers_network_as_its_user(host):
+    assert connects(host, "127.0.0.2", 8333)  # the socket starts the entry on the first connection
+    assert listening(host, unit=ENTRY) == listening(host, unit=SERVICE) != listening(host)
+    assert host.check_output(f"ps -o user= -p $(systemctl show -p MainPID --value {ENTRY})") == "objectstore"
+    assert host.service(f"{ENTRY}.socket").is_enabled
 
 
 def test_identity_puts_and_gets_in_its_own_bucket(host):
@@ -56,6 +95,14 @@ def test_identity_cannot_reach_another_services_bucket(host):
     answer = probe(host, "mlflow", "label-studio")
     assert answer["put"] == {"ok": False, "error": "AccessDenied"}
     assert answer["list"] == {"ok": False, "error": "AccessDenied"}
+
+
+def test_a_read_only_identity_reads_and_lists_but_cannot_write(host):
+    assert probe(host, "mlflow", "mlflow")["put"]["ok"]  # something to read
+    answer = probe(host, "serving", "mlflow")
+    assert answer["put"] == {"ok": False, "error": "AccessDenied"}
+    assert answer["get"] == {"ok": True, "value": "mlenv"} and answer["list"]["ok"]
+    assert probe(host, "serving", "datasets")["list"] == {"ok": False, "error": "AccessDenied"}
 
 
 def test_wrong_secret_is_rejected(host):
@@ -99,3 +146,10 @@ def test_restarts_by_itself_after_kill_9(host):
     host.run(f"systemctl kill --signal=KILL {SERVICE}")
     assert wait_for(lambda: main_pid() not in (before, "0"), 30), "systemd did not start a new process"
     assert wait_for(lambda: probe(host, "mlflow", "mlflow")["get"]["ok"], 60), "S3 did not answer again"
+
+
+def test_the_s3_entry_comes_back_after_kill_9(host):
+    before = host.check_output(f"systemctl show -p MainPID --value {ENTRY}")
+    host.run(f"systemctl kill --signal=KILL {ENTRY}")
+    assert wait_for(lambda: probe(host, "mlflow", "mlflow")["get"]["ok"], 60), "S3 did not answer again"
+    assert host.check_output(f"systemctl show -p MainPID --value {ENTRY}") not in (before, "0")
