@@ -96,15 +96,16 @@ def strategy_env() -> dict[str, str]:
 RUNS_FOLDER = "ansible-runner"
 
 
-def seal_artifacts(private_data_dir: Path, artifact_dir: Path) -> None:
+def seal_artifacts(private_data_dir: Path) -> None:
     """ansible-runner writes the whole environment of a run (GITLAB_TOKEN, AWS_*, PULUMI_* when the operator
     set them) into the run's `command` file, keeps the last runs, and leaves its logs readable by all (in a
-    private folder): keep the command and the variables' names only, and every file 0600."""
-    command = artifact_dir / "command"
-    if command.is_file():
+    private folder): keep the command and the variables' names only, and every file 0600. Every run's, so that
+    one killed before it could be sealed is sealed by the next."""
+    for command in private_data_dir.glob("artifacts/*/command"):
         kept = json.loads(command.read_text())
-        kept["env"] = sorted(kept.get("env") or {})
-        write_private(command, json.dumps(kept))
+        if isinstance(kept.get("env"), dict):
+            kept["env"] = sorted(kept["env"])
+            write_private(command, json.dumps(kept))
     for path in private_data_dir.rglob("*"):
         path.chmod(0o700 if path.is_dir() else 0o600)
 
@@ -150,7 +151,7 @@ def run_playbook(
         # No copy of this run's environment and variables left in env/ for a later run to read.
         suppress_env_files=True,
     )
-    seal_artifacts(private_data_dir, Path(runner.config.artifact_dir))
+    seal_artifacts(private_data_dir)
     if tracker:
         tracker.finish()
     stats = runner.stats or {}
