@@ -11,8 +11,8 @@ from types import ModuleType
 import pytest
 import yaml
 
-# A failed testinfra test shows the journal of the units its module names.
-pytest_plugins = ["tests.helpers.journal"]
+# A failed testinfra test shows the journal of the units its module names; measured figures are kept.
+pytest_plugins = ["tests.helpers.journal", "tests.helpers.figures"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ROLES_DIR = PROJECT_ROOT / "ansible/roles"

@@ -284,7 +284,7 @@ def test_the_production_model_answers_through_the_proxy(stack, first_run):
     assert links["served"]["this_version"] and links["served"]["url"].endswith(f"/v2/models/{MODEL}/infer")
 
 
-def test_rollback_changes_what_is_served(stack, first_run):
+def test_rollback_changes_what_is_served(stack, first_run, record_property):
     """The second run's version made production (by the gate, or as the gate does when it judged it a
     challenger), then `mlenv model rollback`: the server follows both moves."""
     first = first_run["result"]["version"]
@@ -303,7 +303,7 @@ def test_rollback_changes_what_is_served(stack, first_run):
     assert result.returncode == 0, result.stdout + result.stderr
     assert production_version(stack) == first
     seconds = wait_served(stack, first)
-    print(f"rollback → version {first} served in {seconds:.1f} s")
+    record_property("figure: mlenv model rollback → previous version served (s)", round(seconds, 1))
 
 
 def test_a_project_out_of_the_loop_keeps_no_webhook_of_the_service(stack, project):
@@ -350,7 +350,9 @@ UNITS = ["mlenv-object-store", "mlenv-object-store-s3", "mlenv-mlflow", "mlenv-l
 
 
 @pytest.mark.parametrize("unit", UNITS)
-def test_a_service_killed_is_healthy_again_within_60_s_with_its_data(stack, container, project, first_run, unit):
+def test_a_service_killed_is_healthy_again_within_60_s_with_its_data(
+    stack, container, project, first_run, unit, record_property
+):
     """kill -9 of every process of the unit: `mlenv status` is all green again within 60 s, and what was
     written before (the first run and its model in MLflow, its dataset version, the project's tasks) is there."""
     tasks_before = label_studio(stack, "GET", f"projects/{project.id}")[1]["task_number"]
@@ -362,7 +364,7 @@ def test_a_service_killed_is_healthy_again_within_60_s_with_its_data(stack, cont
             healthy = time.monotonic() - started
             break
         time.sleep(1)
-    print(f"{unit}: healthy again {healthy and round(healthy, 1)} s after kill -9")
+    record_property(f"figure: kill -9 {unit} → mlenv status healthy (s)", healthy and round(healthy, 1))
     assert healthy is not None and healthy <= 60, f"{unit}: not healthy within 60 s ({healthy})"
     status, answer = mlflow_api(stack, f"runs/get?run_id={first_run['result']['run_id']}")
     assert status == 200 and answer["run"]["info"]["status"] == "FINISHED", answer
@@ -371,7 +373,7 @@ def test_a_service_killed_is_healthy_again_within_60_s_with_its_data(stack, cont
     assert s3(stack, "admin").head_object(Bucket="datasets", Key=manifest)["ContentLength"] > 0
 
 
-def test_services_started_while_postgresql_is_away_come_up_once_it_is_back(stack, container):
+def test_services_started_while_postgresql_is_away_come_up_once_it_is_back(stack, container, record_property):
     """PostgreSQL stopped for longer than ten failed starts three seconds apart, while MLflow, Label
     Studio and the trigger service restart: they keep trying (no start limit) and answer once it is back."""
     database, apps = "postgresql@15-main", "mlenv-mlflow mlenv-label-studio mlenv-loop"
@@ -384,17 +386,17 @@ def test_services_started_while_postgresql_is_away_come_up_once_it_is_back(stack
     finally:
         container.run_expect([0], f"systemctl start {database}")
     answered = answering_again(stack, 180)
-    print("answering after PostgreSQL was away 45 s:", {name: f"{s:.1f} s" for name, s in answered.items()})
+    record_property("figure: PostgreSQL away 45 s → answering again (s)", {n: round(s, 1) for n, s in answered.items()})
 
 
-def test_after_postgresql_is_killed_every_service_on_it_answers_again(stack, container):
+def test_after_postgresql_is_killed_every_service_on_it_answers_again(stack, container, record_property):
     """kill -9 of the database server: systemd starts it again, and MLflow, Label Studio and the trigger
     service answer through the proxy without an `mlenv up` (they reconnect)."""
     unit = "postgresql@15-main"
     before = container.check_output(f"systemctl show -P MainPID {unit}")
     container.run_expect([0], f"kill -9 {before}")
     answered = answering_again(stack, 120)
-    print("answering again after kill -9 of PostgreSQL:", {name: f"{s:.1f} s" for name, s in answered.items()})
+    record_property("figure: kill -9 PostgreSQL → answering again (s)", {n: round(s, 1) for n, s in answered.items()})
     assert container.check_output(f"systemctl show -P MainPID {unit}") != before
 
 
@@ -414,7 +416,7 @@ def secret_values(secrets: Path) -> dict[str, str]:
     return found
 
 
-def test_no_secret_in_logs_artifacts_journal_or_command_lines(stack, container):
+def test_no_secret_in_logs_artifacts_journal_or_command_lines(stack, container, record_property):
     """After the whole e2e run (converges, the loop, faults): the value of every generated secret is
     in no file of the state folder outside its secrets, in no line of the host's journal, and on no
     command line of the host or of this machine."""
@@ -431,6 +433,7 @@ def test_no_secret_in_logs_artifacts_journal_or_command_lines(stack, container):
     controller = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=True)
     places["processes of this machine"] = controller.stdout
     hits = [f"{name} in {where}" for name, value in secrets.items() for where, text in places.items() if value in text]
+    searched_kib = sum(len(text) for text in places.values()) // 1024
+    record_property("figure: secret scan (secrets, places, KiB searched, hits)",
+                    [len(secrets), len(places), searched_kib, len(hits)])  # fmt: skip
     assert not hits, hits
-    print(f"secret scan: {len(secrets)} secrets in {len(places)} places "
-          f"({sum(len(text) for text in places.values()) // 1024} KiB): 0 hits")  # fmt: skip
