@@ -23,6 +23,10 @@ from mlenv.rules import role_default, role_pattern
 CONFIG_ENV = "MLENV_CONFIG"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 DEFAULT_FILE = "mlenv.yaml"
+# MLflow users of the consumers off the platform's hosts (the mlflow role's mlflow_client_users).
+CI_MLFLOW_USER = "mlenv-ci"
+WORKFLOWS_MLFLOW_USER = "mlenv-workflows"
+FOLLOWER_MLFLOW_USER = "mlenv-follow"
 
 # Each constrained string with what a user should write instead, said when it does not match.
 FORMS: dict[str, str] = {}
@@ -398,6 +402,16 @@ class MlenvConfig(Strict):
         return sorted({project.model for project in self.loop.projects})
 
     @property
+    def mlflow_client_users(self) -> list[str]:
+        """MLflow users of the consumers off the platform's hosts, each with the default permission
+        alone: CI jobs (the GitLab hand-over, from any profile), and on a cluster the workflow pods
+        and the KServe follower (the names the argo_workflows and kserve roles log in with)."""
+        users = [CI_MLFLOW_USER]
+        if self.cloud is not None and self.cloud.cluster is not None:
+            users += [WORKFLOWS_MLFLOW_USER, FOLLOWER_MLFLOW_USER]
+        return users
+
+    @property
     def local_host_name(self) -> str:
         """The environment's own container: each environment its host, never another's."""
         return self.local.host_name or f"mlenv-{self.environment}"
@@ -419,6 +433,7 @@ class MlenvConfig(Strict):
                 "object_store.versioned_buckets",
             ),
         }
+        found["mlflow_client_users"] = (self.mlflow_client_users, "cloud.cluster")
         loop = self.loop
         found["ml_loop_projects"] = ([project.model_dump() for project in loop.projects], "loop.projects")
         found["ml_loop_holdout_percent"] = (loop.holdout_percent, "loop.holdout_percent")

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from mlenv.config import MlenvConfig
+from mlenv.config import CI_MLFLOW_USER, MlenvConfig
 from mlenv.errors import UserError
 from mlenv.files import write_private
 from mlenv.outputs import Account, Outputs, read_secret
@@ -140,8 +140,8 @@ def gitlab_stack_config(config: MlenvConfig, outputs: Outputs, state: Path) -> d
     """The GitLab program's config: the team space, the platform's public settings (outputs.json)
     and the secrets it turns into masked variables, read from their 0600 files."""
     assert config.cloud is not None and config.cloud.gitlab is not None
-    mlflow = outputs.account("mlflow")
-    # CI gets the workflows' object-store identity, not the administrator's.
+    # CI gets an MLflow user of its own and the workflows' object-store identity, not the administrator's.
+    mlflow = Account(username=CI_MLFLOW_USER, secrets={"password": f"mlflow/users/{CI_MLFLOW_USER}"})
     ci_keys = Account(
         username="argo", secrets={kind: f"object_store/argo.{kind}" for kind in ("access_key", "secret_key")}
     )

@@ -19,7 +19,7 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from tests.e2e.clients import OUTSIDE, label_studio, request, s3
+from tests.e2e.clients import OUTSIDE, label_studio, mlflow_api, request, s3
 from tests.e2e.conftest import DOMAIN, HOST
 from tests.helpers.mlflow_client import log_run_and_register
 
@@ -180,10 +180,22 @@ def test_what_the_gitlab_layer_gets_from_this_converge_works(stack):
     )
     ci.put_object(Bucket=platform["dataset_bucket"], Key="ci/v1/labels.json", Body=b"[]")
     assert ci.get_object(Bucket=platform["dataset_bucket"], Key="ci/v1/labels.json")["Body"].read() == b"[]"
+    assert platform["mlflow_username"] == "mlenv-ci"
     login = base64.b64encode(f"{platform['mlflow_username']}:{handed['mlflowPassword'].value}".encode()).decode()
-    status, _ = request(stack, stack.url("mlflow", "/api/2.0/mlflow/experiments/search?max_results=1"),
-                        headers={"Authorization": f"Basic {login}"})  # fmt: skip
-    assert status == 200
+
+    def as_ci(method: str, path: str, body: object = None) -> int:
+        return request(stack, stack.url("mlflow", f"/api/2.0/mlflow/{path}"), method=method, body=body,
+                       headers={"Authorization": f"Basic {login}"})[0]  # fmt: skip
+
+    assert as_ci("GET", "experiments/search?max_results=1") == 200
+    # CI manages what it creates and only reads the rest: not the administrator's model, not the users.
+    assert mlflow_api(stack, "registered-models/create", method="POST", body={"name": "e2e-admins"})[0] == 200
+    assert as_ci("GET", "registered-models/get?name=e2e-admins") == 200
+    assert as_ci("PATCH", "registered-models/update", {"name": "e2e-admins", "description": "ci was here"}) == 403
+    assert as_ci("DELETE", "registered-models/delete", {"name": "e2e-admins"}) == 403
+    assert as_ci("POST", "users/create", {"username": "ci-made", "password": "x" * 20}) == 403
+    assert as_ci("POST", "registered-models/create", {"name": "e2e-ci-owned"}) == 200
+    assert as_ci("PATCH", "registered-models/update", {"name": "e2e-ci-owned", "description": "ci was here"}) == 200
     status, _ = label_studio(stack, "GET", "projects/")
     assert handed["labelStudioApiKey"].value == stack.secret("label_studio/api_token") and status == 200
 

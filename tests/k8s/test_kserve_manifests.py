@@ -191,9 +191,9 @@ def test_the_follower_runs_unprivileged_the_shipped_script_with_its_secret_from_
     container = pod["containers"][0]
     assert pod["serviceAccountName"] == "mlenv-model-follow"
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert container["securityContext"] == {
-        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}
-    }  # fmt: skip
+    context = container["securityContext"]
+    assert context["allowPrivilegeEscalation"] is False and context["readOnlyRootFilesystem"] is True
+    assert context["capabilities"] == {"drop": ["ALL"]} and context["seccompProfile"] == {"type": "RuntimeDefault"}
     assert container["image"] == "docker.io/seldonio/mlserver:1.7.1-mlflow"  # the runtime's, already pulled
     env = {item["name"]: item for item in container["env"]}
     password = env["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]["secretKeyRef"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mlenv import handover as cloud
 from mlenv.config import MlenvConfig
@@ -23,7 +24,7 @@ from mlenv.outputs import read as read_outputs
 from mlenv.profiles import Run
 from mlenv.profiles import cloud as cloud_profile
 from mlenv.runners.pulumi import PulumiWorkspace, StackProgress, StackValue
-from tests.conftest import playbook_filters
+from tests.conftest import PROJECT_ROOT, playbook_filters
 from tests.unit.infra.mocks import run_program
 
 service_endpoints = playbook_filters("mlenv_outputs").service_endpoints
@@ -34,7 +35,8 @@ POOLS = [
      "max_nodes": 1},
 ]  # fmt: skip
 SECRET_FILES = {
-    "mlflow/admin_password": "pw-mlflow",
+    "mlflow/admin_password": "pw-mlflow-admin",
+    "mlflow/users/mlenv-ci": "pw-mlflow",
     "object_store/argo.access_key": "ARGOKEY",
     "object_store/argo.secret_key": "argo-secret",
     "label_studio/api_token": "ls-token",
@@ -125,6 +127,19 @@ def test_the_kubernetes_play_gets_the_cluster_its_pools_and_the_models_to_follow
     assert found["kserve_gpu_pools"] == [{"name": "t4"}, {"name": "l4"}]
 
 
+def test_every_consumer_off_the_hosts_logs_in_to_mlflow_as_a_user_the_services_make(tmp_path: Path) -> None:
+    """The users the mlflow role creates are those the CI hand-over, the workflows and the follower
+    log in with: none of them is the administrator."""
+    made = cloud_config(tmp_path).ansible_vars()["mlflow_client_users"]
+    roles = PROJECT_ROOT / "ansible/roles"
+    workflows = yaml.safe_load((roles / "argo_workflows/defaults/main.yml").read_text())
+    follower = yaml.safe_load((roles / "kserve/defaults/main.yml").read_text())
+    consumers = [workflows["argo_workflows_mlflow_username"], follower["kserve_mlflow_username"], "mlenv-ci"]
+    assert sorted(made) == sorted(consumers) and "admin" not in made
+    # Without a cluster: CI's alone.
+    assert MlenvConfig().ansible_vars()["mlflow_client_users"] == ["mlenv-ci"]
+
+
 def test_the_trigger_service_starts_the_training_projects_pipeline_with_the_token_file(tmp_path: Path) -> None:
     config = cloud_config(tmp_path, LOOP)
     assert config.loop_runner == "gitlab" and config.ansible_vars()["ml_loop_runner"] == "gitlab"
@@ -169,7 +184,9 @@ def test_the_gitlab_program_gets_the_services_and_their_secrets(tmp_path: Path, 
     }
     assert variables[("MLFLOW_TRACKING_URI", "*")]["value"] == "https://mlflow.ml.example.com"
     assert variables[("MLFLOW_S3_ENDPOINT_URL", "*")]["value"] == "https://s3.ml.example.com"
-    assert variables[("MLFLOW_TRACKING_USERNAME", "*")]["value"] == "admin"
+    # CI's own MLflow user, never the administrator.
+    assert variables[("MLFLOW_TRACKING_USERNAME", "*")]["value"] == "mlenv-ci"
+    assert variables[("MLFLOW_TRACKING_PASSWORD", "*")]["value"]["value"] == "pw-mlflow"  # a Pulumi secret
     assert variables[("KUBECONFIG", "production")]["variableType"] == "file"
     assert (("LABEL_STUDIO_API_KEY", "*") in variables) is label_studio
     # No StackReference is read: the kubeconfig came as secret config.

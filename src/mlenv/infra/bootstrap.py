@@ -57,6 +57,13 @@ class ClusterBootstrap(pulumi.ComponentResource):
             )
             for namespace in (*PLATFORM_NAMESPACES, team_namespace)
         }
+        # Nothing in or out but DNS; each platform role opens what its pods need.
+        self.network_policies = [
+            policy
+            for namespace, created in self.namespaces.items()
+            for policy in default_deny(name, namespace, pulumi.ResourceOptions(
+                parent=self, provider=self.provider, depends_on=[created]))
+        ]  # fmt: skip
         in_team = pulumi.ResourceOptions(
             parent=self, provider=self.provider, depends_on=[self.namespaces[team_namespace]]
         )
@@ -96,6 +103,37 @@ class ClusterBootstrap(pulumi.ComponentResource):
         # drivers, the device plugin is ours to run.
         self.device_plugin = device_plugin(name, child) if spec.provider == "eks" else None
         self.register_outputs({"team_namespace": team_namespace})
+
+
+def default_deny(name: str, namespace: str, opts: pulumi.ResourceOptions) -> list[k8s.networking.v1.NetworkPolicy]:
+    def policy(suffix: str, spec: k8s.networking.v1.NetworkPolicySpecArgs) -> k8s.networking.v1.NetworkPolicy:
+        return k8s.networking.v1.NetworkPolicy(
+            f"{name}-{namespace}-{suffix}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"mlenv-{suffix}", namespace=namespace, labels={"app.kubernetes.io/part-of": "mlenv"}
+            ),
+            spec=spec,
+            opts=opts,
+        )
+
+    every_pod = k8s.meta.v1.LabelSelectorArgs()
+    dns = k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+        to=[
+            k8s.networking.v1.NetworkPolicyPeerArgs(
+                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                    match_labels={"kubernetes.io/metadata.name": "kube-system"}
+                ),
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
+            )
+        ],
+        ports=[k8s.networking.v1.NetworkPolicyPortArgs(protocol=protocol, port=53) for protocol in ("UDP", "TCP")],
+    )
+    return [
+        policy("default-deny", k8s.networking.v1.NetworkPolicySpecArgs(
+            pod_selector=every_pod, policy_types=["Ingress", "Egress"])),
+        policy("allow-dns", k8s.networking.v1.NetworkPolicySpecArgs(
+            pod_selector=every_pod, policy_types=["Egress"], egress=[dns])),
+    ]  # fmt: skip
 
 
 def device_plugin(name: str, opts: pulumi.ResourceOptions) -> k8s.apps.v1.DaemonSet:

@@ -188,3 +188,24 @@ def test_ansible_and_pulumi_share_one_gpu_placement() -> None:
     assert ansible["mlenv_gpu_pool_label"] == placement.POOL_LABEL
     assert ansible["mlenv_gpu_toleration"] == placement.gpu_toleration()
     assert ansible["mlenv_gpu_priority_class"] == GPU_PRIORITY_CLASS
+
+
+def test_every_namespace_denies_all_traffic_but_dns() -> None:
+    from tests.helpers.manifests import validate
+
+    mocks = build(TWO_POOLS)
+    policies: dict[str, dict[str, dict]] = {}
+    for policy in mocks.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy"):
+        metadata = policy.inputs["metadata"]
+        policies.setdefault(metadata["namespace"], {})[metadata["name"]] = policy.inputs["spec"]
+        validate({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", **policy.inputs})
+    assert sorted(policies) == ["argo", "kserve", "mlenv-system", "team"]
+    for namespace, found in policies.items():
+        deny, dns = found["mlenv-default-deny"], found["mlenv-allow-dns"]
+        # Both directions, every pod, no rule: nothing passes but what another policy allows.
+        assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}, namespace
+        assert dns["podSelector"] == {} and dns["policyTypes"] == ["Egress"] and "ingress" not in dns
+        (rule,) = dns["egress"]
+        assert rule["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                               "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}]  # fmt: skip
+        assert sorted((p["protocol"], p["port"]) for p in rule["ports"]) == [("TCP", 53), ("UDP", 53)]
