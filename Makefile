@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # The hosts mostly wait on installs and start-ups, so two workers fit two cores.
 TEST_WORKERS ?= 2
 
-.PHONY: help up test install venv system image lint unit scenarios benchmark lock clean
+.PHONY: help up test install venv system image lint unit scenarios benchmark lock service-locks clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ benchmark: install  ## time cold converge and re-converge of a role (benchmarks/
 lock: venv  ## refresh requirements/lock.txt from the venv
 	{ echo "# Versions the test suite last passed with; used as constraints by scripts/bootstrap-venv."; \
 	  echo "# Refresh: make lock"; pip freeze --exclude-editable | grep -v '^-e' | sort -f; } > requirements/lock.txt
+
+service-locks: venv  ## lock each service virtualenv's requirements with hashes (requirements/services/)
+	scripts/lock-service-requirements
 
 clean:  ## remove caches in the work tree (not the shared venv or image caches)
 	rm -rf .cache .pytest_cache .ruff_cache

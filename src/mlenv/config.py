@@ -27,6 +27,8 @@ DEFAULT_FILE = "mlenv.yaml"
 CI_MLFLOW_USER = "mlenv-ci"
 WORKFLOWS_MLFLOW_USER = "mlenv-workflows"
 FOLLOWER_MLFLOW_USER = "mlenv-follow"
+# Label Studio's account of CI jobs (the label_studio role's label_studio_client_users).
+CI_LABEL_STUDIO_USER = "ci@mlenv.local"
 
 # Each constrained string with what a user should write instead, said when it does not match.
 FORMS: dict[str, str] = {}
@@ -434,6 +436,10 @@ class MlenvConfig(Strict):
             ),
         }
         found["mlflow_client_users"] = (self.mlflow_client_users, "cloud.cluster")
+        found["label_studio_client_users"] = (
+            [CI_LABEL_STUDIO_USER] if self.services.label_studio else [],
+            "services.label_studio",
+        )
         loop = self.loop
         found["ml_loop_projects"] = ([project.model_dump() for project in loop.projects], "loop.projects")
         found["ml_loop_holdout_percent"] = (loop.holdout_percent, "loop.holdout_percent")

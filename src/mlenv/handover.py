@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from mlenv.config import CI_MLFLOW_USER, MlenvConfig
+from mlenv.config import CI_LABEL_STUDIO_USER, CI_MLFLOW_USER, MlenvConfig
 from mlenv.errors import UserError
 from mlenv.files import write_private
 from mlenv.outputs import Account, Outputs, read_secret
@@ -164,7 +164,11 @@ def gitlab_stack_config(config: MlenvConfig, outputs: Outputs, state: Path) -> d
     labels = outputs.services.get("label_studio")
     if labels is not None and labels.account is not None:
         platform["label_studio_url"] = labels.url
-        found["labelStudioApiKey"] = secret(labels.account, "api_token")
+        # CI's own account and token, to revoke apart from the administrator's.
+        ci_labels = Account(
+            username=CI_LABEL_STUDIO_USER, secrets={"api_token": f"label_studio/users/{CI_LABEL_STUDIO_USER}.api_token"}
+        )
+        found["labelStudioApiKey"] = secret(ci_labels, "api_token")
     found["platform"] = StackValue(json.dumps(platform))
     kubeconfig = state / "secrets" / KUBECONFIG_FILE
     if kubeconfig.is_file():

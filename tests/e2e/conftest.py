@@ -21,6 +21,7 @@ import testinfra
 import yaml
 
 from mlenv.clients import names_resolve_to
+from tests.helpers.command_lines import CommandLineSampler
 
 HOST = "mlenv-e2e"
 # The trigger service's projects (tests/e2e/test_loop_service.py makes them in Label Studio).
@@ -51,6 +52,9 @@ class Stack:
     env: dict[str, str]
     up_output: str
     interrupted_output: str = ""
+    # Every command line of this machine and of the host while the first converges ran.
+    converge_command_lines: tuple[str, ...] = ()
+    command_line_samples: int = 0
 
     def secret(self, relative: str) -> str:
         return (self.state / "secrets" / relative).read_text().split()[0]
@@ -113,8 +117,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str]) ->
     env.pop("ANSIBLE_CONFIG", None)
     subprocess.run(["podman", "rm", "--force", HOST], env=env, capture_output=True, check=False)
     stack = Stack(state, env, "")
-    stack.interrupted_output = kill_up_after_first_layer(env)
-    first = stack.mlenv("up")
+    with CommandLineSampler(HOST) as sampler:
+        stack.interrupted_output = kill_up_after_first_layer(env)
+        first = stack.mlenv("up")
+    stack.converge_command_lines, stack.command_line_samples = tuple(sorted(sampler.lines)), sampler.samples
     assert first.returncode == 0, f"mlenv up failed:\n{first.stdout[-4000:]}\n{first.stderr[-4000:]}"
     stack.up_output = first.stdout
     yield stack

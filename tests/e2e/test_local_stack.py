@@ -196,8 +196,18 @@ def test_what_the_gitlab_layer_gets_from_this_converge_works(stack):
     assert as_ci("POST", "users/create", {"username": "ci-made", "password": "x" * 20}) == 403
     assert as_ci("POST", "registered-models/create", {"name": "e2e-ci-owned"}) == 200
     assert as_ci("PATCH", "registered-models/update", {"name": "e2e-ci-owned", "description": "ci was here"}) == 200
-    status, _ = label_studio(stack, "GET", "projects/")
-    assert handed["labelStudioApiKey"].value == stack.secret("label_studio/api_token") and status == 200
+    # CI's own Label Studio account: its token works, is not the administrator's, and says who it is.
+    ci_token = handed["labelStudioApiKey"].value
+    assert ci_token != stack.secret("label_studio/api_token")
+    status, me = request(stack, stack.url("labels", "/api/current-user/whoami"),
+                         headers={"Authorization": f"Token {ci_token}"})  # fmt: skip
+    assert status == 200 and me["email"] == "ci@mlenv.local", me
+    assert (
+        request(stack, stack.url("labels", "/api/projects/"), headers={"Authorization": f"Token {ci_token}"})[0] == 200
+    )
+    assert (
+        request(stack, stack.url("labels", "/api/projects/"), headers={"Authorization": "Token " + "0" * 40})[0] == 401
+    )
 
 
 def test_label_studio_project_task_annotation_and_export_to_the_bucket(stack):
@@ -235,6 +245,21 @@ def test_label_studio_project_task_annotation_and_export_to_the_bucket(stack):
     assert exported, "the annotation did not reach the bucket"
     annotation = json.loads(client.get_object(Bucket="label-studio", Key=exported[0]["Key"])["Body"].read())
     assert annotation["result"][0]["value"]["choices"] == ["good"]
+
+
+VENVS = ["/opt/mlenv/mlflow/venv", "/opt/mlenv/label-studio/venv", "/opt/mlenv/loop/venv", "/opt/mlenv/train/venv",
+         "/opt/mlenv/model-server/venv", "/opt/mlenv/s3-tools"]  # fmt: skip
+
+
+def test_every_service_virtualenv_was_installed_from_its_lock_with_hashes(container):
+    """The record pip_venv writes after an install is what pip installed: the lock, hash-checked."""
+    for venv in VENVS:
+        record = container.file(f"{venv}/mlenv-requirements.txt").content_string
+        assert record.startswith("# mlenv-lock-inputs-sha256: "), venv
+        pinned = [line for line in record.splitlines() if "==" in line and not line.lstrip().startswith("#")]
+        assert len(pinned) >= 5 and record.count("--hash=sha256:") >= len(pinned), venv
+        # What is installed is what the lock pins: pip reports no broken or missing requirement.
+        assert container.run(f"{venv}/bin/pip check").rc == 0, venv
 
 
 def listeners(container) -> set[tuple[str, int]]:

@@ -200,38 +200,36 @@ KSERVE = Pod("kserve", {"control-plane": "kserve-controller-manager"})
 DNS = Pod("kube-system", {"k8s-app": "kube-dns"})
 
 
-def test_the_ml_loop_connections_go_through(rendered: list[dict], cluster: dict) -> None:
-    allowed = policies(rendered, cluster)
-    for source, target, port, why in [
-        (STEP, OUTSIDE, 443, "steps reach MLflow, S3 through the proxy and the API server"),
-        (STEP, PREDICTOR, 8080, "the smoke step asks the new predictor"),
-        (INGRESS, PREDICTOR, 8080, "callers come through the authenticating ingress"),
-        (PREDICTOR, OUTSIDE, 8443, "the storage initializer reads the object store (its port)"),
-        (FOLLOWER, OUTSIDE, 443, "the follower reads MLflow and patches InferenceServices"),
-        (CONTROLLER, OUTSIDE, 443, "the workflow controller watches the API server"),
-        (OUTSIDE, KSERVE, 9443, "the API server calls KServe's webhooks"),
-        (INGRESS, SERVER, 2746, "the Argo UI through its ingress"),
-        (STEP, DNS, 53, "every pod resolves names"),
-        (PREDICTOR, DNS, 53, "every pod resolves names"),
-    ]:
-        assert connects(allowed, source, target, port), why
+# (from, to, port, let through, why): what the ML loop needs passes, the rest is refused.
+CONNECTIONS = [
+    (STEP, OUTSIDE, 443, True, "steps reach MLflow, S3 through the proxy and the API server"),
+    (STEP, PREDICTOR, 8080, True, "the smoke step asks the new predictor"),
+    (INGRESS, PREDICTOR, 8080, True, "callers come through the authenticating ingress"),
+    (PREDICTOR, OUTSIDE, 8443, True, "the storage initializer reads the object store (its port)"),
+    (FOLLOWER, OUTSIDE, 443, True, "the follower reads MLflow and patches InferenceServices"),
+    (CONTROLLER, OUTSIDE, 443, True, "the workflow controller watches the API server"),
+    (OUTSIDE, KSERVE, 9443, True, "the API server calls KServe's webhooks"),
+    (INGRESS, SERVER, 2746, True, "the Argo UI through its ingress"),
+    (STEP, DNS, 53, True, "every pod resolves names"),
+    (PREDICTOR, DNS, 53, True, "every pod resolves names"),
+    (OTHER_TEAM_POD, PREDICTOR, 8080, False, "a team pod that is no workflow step"),
+    (ELSEWHERE, PREDICTOR, 8080, False, "another namespace"),
+    (OUTSIDE, PREDICTOR, 8080, False, "from outside the cluster, past the ingress"),
+    (STEP, FOLLOWER, 8080, False, "pod to pod other than the predictors"),
+    (PREDICTOR, OUTSIDE, 443, False, "a predictor calling out beyond the object store"),
+    (PREDICTOR, STEP, 8080, False, "a predictor calling into a step"),
+    (ELSEWHERE, SERVER, 2746, False, "the Argo server from anywhere but the ingress"),
+    (ELSEWHERE, CONTROLLER, 9090, False, "the controller's metrics"),
+    (STEP, OUTSIDE, 22, False, "ports other than HTTPS and the object store's"),
+    (STEP, KSERVE, 9443, False, "the KServe webhook from a pod"),
+]
 
 
-def test_everything_else_is_refused(rendered: list[dict], cluster: dict) -> None:
-    allowed = policies(rendered, cluster)
-    for source, target, port, why in [
-        (OTHER_TEAM_POD, PREDICTOR, 8080, "a team pod that is no workflow step"),
-        (ELSEWHERE, PREDICTOR, 8080, "another namespace"),
-        (OUTSIDE, PREDICTOR, 8080, "from outside the cluster, past the ingress"),
-        (STEP, FOLLOWER, 8080, "pod to pod other than the predictors"),
-        (PREDICTOR, OUTSIDE, 443, "a predictor calling out beyond the object store"),
-        (PREDICTOR, STEP, 8080, "a predictor calling into a step"),
-        (ELSEWHERE, SERVER, 2746, "the Argo server from anywhere but the ingress"),
-        (ELSEWHERE, CONTROLLER, 9090, "the controller's metrics"),
-        (STEP, OUTSIDE, 22, "ports other than HTTPS and the object store's"),
-        (STEP, KSERVE, 9443, "the KServe webhook from a pod"),
-    ]:
-        assert not connects(allowed, source, target, port), why
+@pytest.mark.parametrize(("source", "target", "port", "expected", "why"), CONNECTIONS, ids=[c[-1] for c in CONNECTIONS])
+def test_the_ml_loop_connections_pass_and_nothing_else(
+    rendered: list[dict], cluster: dict, source: Pod | None, target: Pod | None, port: int, expected: bool, why: str
+) -> None:
+    assert connects(policies(rendered, cluster), source, target, port) is expected, why
 
 
 def test_without_default_deny_the_checks_above_would_pass_everything(rendered: list[dict]) -> None:

@@ -39,7 +39,8 @@ SECRET_FILES = {
     "mlflow/users/mlenv-ci": "pw-mlflow",
     "object_store/argo.access_key": "ARGOKEY",
     "object_store/argo.secret_key": "argo-secret",
-    "label_studio/api_token": "ls-token",
+    "label_studio/api_token": "ls-admin-token",
+    "label_studio/users/ci@mlenv.local.api_token": "ls-token",
 }
 
 
@@ -136,8 +137,11 @@ def test_every_consumer_off_the_hosts_logs_in_to_mlflow_as_a_user_the_services_m
     follower = yaml.safe_load((roles / "kserve/defaults/main.yml").read_text())
     consumers = [workflows["argo_workflows_mlflow_username"], follower["kserve_mlflow_username"], "mlenv-ci"]
     assert sorted(made) == sorted(consumers) and "admin" not in made
-    # Without a cluster: CI's alone.
+    # Without a cluster: CI's alone; Label Studio has CI's account while it runs.
     assert MlenvConfig().ansible_vars()["mlflow_client_users"] == ["mlenv-ci"]
+    assert MlenvConfig().ansible_vars()["label_studio_client_users"] == ["ci@mlenv.local"]
+    without_labels = MlenvConfig.model_validate({"services": {"label_studio": False}})
+    assert without_labels.ansible_vars()["label_studio_client_users"] == []
 
 
 def test_the_trigger_service_starts_the_training_projects_pipeline_with_the_token_file(tmp_path: Path) -> None:
@@ -189,6 +193,8 @@ def test_the_gitlab_program_gets_the_services_and_their_secrets(tmp_path: Path, 
     assert variables[("MLFLOW_TRACKING_PASSWORD", "*")]["value"]["value"] == "pw-mlflow"  # a Pulumi secret
     assert variables[("KUBECONFIG", "production")]["variableType"] == "file"
     assert (("LABEL_STUDIO_API_KEY", "*") in variables) is label_studio
+    if label_studio:  # CI's own token, not the administrator's
+        assert variables[("LABEL_STUDIO_API_KEY", "*")]["value"]["value"] == "ls-token"
     # No StackReference is read: the kubeconfig came as secret config.
     assert mocks.of_type("pulumi:pulumi:StackReference") == []
 

@@ -33,8 +33,8 @@ except urllib.error.HTTPError as err:
 """
 
 
-def api(host, method: str, path: str, body: object = None) -> dict:
-    env = {"URL": f"{BASE}/api/{path}", "METHOD": method, "TOKEN": secret("label_studio/api_token")}
+def api(host, method: str, path: str, body: object = None, *, token: str = "") -> dict:
+    env = {"URL": f"{BASE}/api/{path}", "METHOD": method, "TOKEN": token or secret("label_studio/api_token")}
     if body is not None:
         env["BODY"] = json.dumps(body)
     return run_python(host, "python3", API_CALL, env)
@@ -109,6 +109,17 @@ except urllib.error.HTTPError as err:
     status, body = err.code, err.read().decode()
 print(json.dumps({"status": status, "csrf_failure": "CSRF verification failed" in body}))
 """
+
+
+def test_a_client_account_has_a_token_of_its_own(host):
+    token = secret("label_studio/users/ci@mlenv.test.api_token")
+    assert token != secret("label_studio/api_token")
+    me = api(host, "GET", "current-user/whoami", token=token)
+    assert me["status"] == 200 and me["body"]["email"] == "ci@mlenv.test", me
+    # A member of the administrator's organisation: it sees the role's projects.
+    titles = [p["title"] for p in api(host, "GET", "projects?page_size=100", token=token)["body"]["results"]]
+    assert "Review sentiment" in titles
+    assert api(host, "GET", "current-user/whoami", token="0" * 40)["status"] == 401
 
 
 def test_signup_without_an_invitation_is_refused(host):

@@ -53,6 +53,15 @@ def test_proxy_host_name_is_allowed(host):
     assert http_status(host, API, basic_auth=admin(), headers={"Host": "mlflow.mlenv.test:8443"}) == 200
 
 
+def test_a_client_user_logs_in_with_its_generated_password_and_sees_only_itself(host):
+    ci = f"mlenv-ci:{secret('mlflow/users/mlenv-ci')}"
+    users = "http://127.0.0.1:5000/api/2.0/mlflow/users/get?username="
+    assert http_status(host, API, basic_auth=ci) == 200
+    assert http_status(host, users + "mlenv-ci", basic_auth=ci) == 200
+    assert http_status(host, users + "admin", basic_auth=ci) == 403
+    assert http_status(host, users + "mlenv-ci", basic_auth="mlenv-ci:not-the-password") == 401
+
+
 def test_run_with_artifact_and_registered_model_land_in_the_bucket(host):
     answer = log_run_and_register(
         host,

@@ -1,0 +1,51 @@
+"""The services' virtualenvs install from locks with hashes: each lock is of exactly the requirements
+its role hands to pip_venv today (else pip_venv would fall back to the bare pins), and pins every
+package of the closure with at least one sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+LOCKS = PROJECT_ROOT / "requirements/services"
+HEADER = re.compile(r"# mlenv-lock-inputs-sha256: ([0-9a-f]{64})\n")
+
+
+@pytest.fixture(scope="module")
+def role_requirements(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str]) -> dict[str, bytes]:
+    out = tmp_path_factory.mktemp("service-requirements")
+    result = subprocess.run(
+        ["ansible-playbook", "-i", "localhost,", str(PROJECT_ROOT / "scripts/service-requirements.yml"),
+         "-e", f"output_dir={out}", "-e", f"ml_loop_project_dir={PROJECT_ROOT / 'templates/ml-project'}",
+         "-e", "ansible_python_interpreter={{ ansible_playbook_python }}"],
+        env=tool_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:]
+    found = {path.stem: path.read_bytes() for path in out.glob("*.in")}
+    assert len(found) == 6, sorted(found)
+    return found
+
+
+def test_every_lock_is_of_the_requirements_its_role_installs_now(role_requirements: dict[str, bytes]) -> None:
+    assert sorted(path.stem for path in LOCKS.glob("*.txt")) == sorted(role_requirements)
+    for name, requirements in role_requirements.items():
+        header = HEADER.match((LOCKS / f"{name}.txt").read_text())
+        assert header, f"{name}.txt has no inputs line"
+        assert header[1] == hashlib.sha256(requirements).hexdigest(), f"{name}.txt is stale: run make service-locks"
+
+
+@pytest.mark.parametrize("lock", sorted(LOCKS.glob("*.txt")), ids=lambda path: path.stem)
+def test_every_package_is_pinned_with_its_hashes(lock: Path) -> None:
+    # One requirement per entry: "name==version [; marker] \" and its --hash lines, then "# via" comments.
+    entries = re.split(r"\n(?=[A-Za-z0-9])", lock.read_text().split("\n", 2)[2].strip())
+    assert len(entries) >= 5
+    for entry in entries:
+        first = entry.splitlines()[0]
+        assert re.match(r"^[A-Za-z0-9_.\[\],-]+==[^ ;]+( ; .+)? \\$", first), first
+        assert re.search(r"--hash=sha256:[0-9a-f]{64}", entry), first
