@@ -1,10 +1,12 @@
-"""Control planes and nodes: nothing public, no default identities, no IMDSv1."""
+"""Control planes and nodes: nothing public, no default identities, no IMDSv1, NetworkPolicies enforced."""
 
 from __future__ import annotations
 
+import json
+
 from pulumi_policy import EnforcementLevel, ResourceValidationArgs, ResourceValidationPolicy
 
-from .common import EC2_LAUNCH_TEMPLATE, EKS_CLUSTER, GKE_CLUSTER, GKE_NODE_POOL, Report, get
+from .common import EC2_LAUNCH_TEMPLATE, EKS_ADDON, EKS_CLUSTER, GKE_CLUSTER, GKE_NODE_POOL, Report, get
 
 EVERYWHERE = {"0.0.0.0/0", "::/0"}
 
@@ -46,6 +48,23 @@ def validate_node_identity(args: ResourceValidationArgs, report: Report) -> None
             report(f"launch template {args.name} allows IMDSv1; set metadataOptions.httpTokens to 'required' (IMDSv2).")
 
 
+def validate_network_policies(args: ResourceValidationArgs, report: Report) -> None:
+    if args.resource_type == GKE_CLUSTER:
+        dataplane_v2 = args.props.get("datapathProvider") == "ADVANCED_DATAPATH"
+        if not dataplane_v2 and not get(args.props, "networkPolicy", "enabled", default=False):
+            report(
+                f"cluster {args.name} does not enforce NetworkPolicies: set datapathProvider ADVANCED_DATAPATH "
+                "(Dataplane V2) or networkPolicy.enabled."
+            )
+    elif args.resource_type == EKS_ADDON and args.props.get("addonName") == "vpc-cni":
+        try:
+            values = json.loads(args.props.get("configurationValues") or "{}")
+        except ValueError:
+            values = {}
+        if str(values.get("enableNetworkPolicy", "false")).lower() != "true":
+            report(f"addon {args.name}: the VPC CNI enforces NetworkPolicies only with enableNetworkPolicy 'true'.")
+
+
 control_plane_not_public = ResourceValidationPolicy(
     name="control-plane-not-public",
     description="Private nodes; a control plane reachable only from authorized networks or privately.",
@@ -57,5 +76,12 @@ node_identity = ResourceValidationPolicy(
     name="node-identity",
     description="GKE nodes never use the default service account; EKS nodes require IMDSv2.",
     validate=validate_node_identity,
+    enforcement_level=EnforcementLevel.MANDATORY,
+)
+
+network_policies_enforced = ResourceValidationPolicy(
+    name="network-policies-enforced",
+    description="The cluster enforces the platform's NetworkPolicies (GKE Dataplane V2; EKS VPC CNI policy agent).",
+    validate=validate_network_policies,
     enforcement_level=EnforcementLevel.MANDATORY,
 )

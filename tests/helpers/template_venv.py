@@ -1,6 +1,7 @@
-"""A virtualenv with the starter ML project's pinned requirements, as a CI job or a laptop has it.
+"""A virtualenv with the starter ML project's locked requirements, as a CI job or a laptop installs
+them (pip --require-hashes -r requirements.lock).
 
-Cached by a hash of requirements.txt and the Python build (like the project's own venv), so a
+Cached by a hash of the lock and the Python build (like the project's own venv), so a
 run on a machine that built it before reuses it.
 """
 
@@ -17,7 +18,7 @@ PIP_TIMEOUT_S = 15 * 60
 
 
 def template_python() -> Path:
-    requirements = TEMPLATE / "requirements.txt"
+    requirements = TEMPLATE / "requirements.lock"
     key = hashlib.sha256(requirements.read_bytes() + sys.version.encode()).hexdigest()[:16]
     cache = Path(os.environ.get("MLENV_CACHE_DIR", Path.home() / ".cache/mlenv"))
     venv = cache / f"template-venv-{key}"
@@ -25,7 +26,7 @@ def template_python() -> Path:
     if not (venv / ".complete").is_file():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
+            [str(python), "-m", "pip", "install", "--quiet", "--require-hashes", "-r", str(requirements)],
             check=True,
             timeout=PIP_TIMEOUT_S,
         )

@@ -183,14 +183,19 @@ def test_the_workflow_trains_with_the_projects_entry_point_on_the_version_it_is_
     template = PROJECT_ROOT / "templates/ml-project"
     # Ansible's file lookup drops the final newline.
     assert project["data"] == {name: (template / name).read_text().rstrip("\n") for name in ("train.py",
-                               "requirements.txt")}  # fmt: skip
+                               "requirements.txt", "requirements.lock")}  # fmt: skip
     for workflow in objects(rendered, "WorkflowTemplate").values():
         parameters = {p["name"]: p for p in workflow["spec"]["arguments"]["parameters"]}
         assert "value" not in parameters["dataset-version"]  # no toy default: the caller names the version
         steps = {t["name"]: t for t in workflow["spec"]["templates"]}
         train = steps["train"]["script"]
         assert 'python /project/train.py --dataset "$DATASET_VERSION"' in train["source"]
-        assert "pip install --quiet --user -r /project/requirements.txt" in train["source"]
+        # Every step that installs packages installs the project's lock, hash-checked.
+        for step in steps.values():
+            source = (step.get("script") or {}).get("source", "")
+            assert "pip install" not in source or "--require-hashes -r /project/requirements.lock" in source
+        assert "pip install --quiet --user --require-hashes -r /project/requirements.lock" in train["source"]
+        assert "--require-hashes -r /project/requirements.lock" in steps["resolve-production"]["script"]["source"]
         env = {e["name"]: e for e in train["env"]}
         assert env["DATASET_VERSION"]["value"] == "{{workflow.parameters.dataset-version}}"
         assert env["AWS_ENDPOINT_URL_S3"]["value"] == "https://s3.ml.example.com:443"

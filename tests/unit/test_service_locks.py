@@ -14,6 +14,14 @@ import pytest
 from tests.conftest import PROJECT_ROOT
 
 LOCKS = PROJECT_ROOT / "requirements/services"
+# The training project's lock goes with the project.
+TRAINING_LOCK = PROJECT_ROOT / "templates/ml-project/requirements.lock"
+
+
+def lock_of(name: str) -> Path:
+    return TRAINING_LOCK if name == "ml-loop-train" else LOCKS / f"{name}.txt"
+
+
 HEADER = re.compile(r"# mlenv-lock-inputs-sha256: ([0-9a-f]{64})\n")
 
 
@@ -33,14 +41,14 @@ def role_requirements(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[s
 
 
 def test_every_lock_is_of_the_requirements_its_role_installs_now(role_requirements: dict[str, bytes]) -> None:
-    assert sorted(path.stem for path in LOCKS.glob("*.txt")) == sorted(role_requirements)
+    assert sorted([*(path.stem for path in LOCKS.glob("*.txt")), "ml-loop-train"]) == sorted(role_requirements)
     for name, requirements in role_requirements.items():
-        header = HEADER.match((LOCKS / f"{name}.txt").read_text())
+        header = HEADER.match(lock_of(name).read_text())
         assert header, f"{name}.txt has no inputs line"
         assert header[1] == hashlib.sha256(requirements).hexdigest(), f"{name}.txt is stale: run make service-locks"
 
 
-@pytest.mark.parametrize("lock", sorted(LOCKS.glob("*.txt")), ids=lambda path: path.stem)
+@pytest.mark.parametrize("lock", [*sorted(LOCKS.glob("*.txt")), TRAINING_LOCK], ids=lambda path: path.stem)
 def test_every_package_is_pinned_with_its_hashes(lock: Path) -> None:
     # One requirement per entry: "name==version [; marker] \" and its --hash lines, then "# via" comments.
     entries = re.split(r"\n(?=[A-Za-z0-9])", lock.read_text().split("\n", 2)[2].strip())

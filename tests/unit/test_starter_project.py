@@ -104,7 +104,7 @@ def test_one_label_is_not_enough_to_train(tmp_path: Path, capsys: pytest.Capture
 def test_the_pipeline_trains_with_the_trigger_variables_through_the_one_entry_point() -> None:
     pipeline = yaml.safe_load((TEMPLATE / ".gitlab-ci.yml").read_text())
     script = " ".join(pipeline["train"]["script"])
-    assert "pip install --quiet -r requirements.txt" in script
+    assert "pip install --quiet --require-hashes -r requirements.lock" in script
     assert 'python train.py --dataset "$DATASET_VERSION" --model-name "$MODEL_NAME" --trigger "$TRIGGER"' in script
     assert {"MODEL_NAME", "TRIGGER"} <= set(pipeline["variables"])
     for job in ("train", "render-serving", "deploy"):

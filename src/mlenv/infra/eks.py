@@ -69,6 +69,16 @@ class EksGpuCluster(GpuCluster):
             access_config=aws.eks.ClusterAccessConfigArgs(authentication_mode="API"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster_policy]),
         )
+        # The VPC CNI enforces NetworkPolicies only when asked (the platform namespaces deny by default).
+        self.network_policy_agent = aws.eks.Addon(
+            f"{name}-vpc-cni",
+            cluster_name=self.cluster.name,
+            addon_name="vpc-cni",
+            configuration_values=json.dumps({"enableNetworkPolicy": "true"}),
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster]),
+        )
         # IMDSv2 only, one hop: pods cannot borrow the node's role through the metadata service.
         self.launch_template = aws.ec2.LaunchTemplate(
             f"{name}-nodes",

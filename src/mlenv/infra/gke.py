@@ -55,6 +55,8 @@ class GkeGpuCluster(GpuCluster):
                 workload_pool=f"{spec.project}.svc.id.goog"
             ),
             ip_allocation_policy=gcp.container.ClusterIpAllocationPolicyArgs(),
+            # Dataplane V2 enforces NetworkPolicies (the platform namespaces deny by default).
+            datapath_provider="ADVANCED_DATAPATH",
             private_cluster_config=gcp.container.ClusterPrivateClusterConfigArgs(
                 enable_private_nodes=True,
                 # Without authorized networks the endpoint is private too: nothing public.

@@ -209,3 +209,19 @@ def test_every_namespace_denies_all_traffic_but_dns() -> None:
         assert rule["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}]  # fmt: skip
         assert sorted((p["protocol"], p["port"]) for p in rule["ports"]) == [("TCP", 53), ("UDP", 53)]
+
+
+@pytest.mark.parametrize("config", [TWO_POOLS, EKS], ids=["gke", "eks"])
+def test_the_cluster_enforces_the_network_policies(config: dict) -> None:
+    """Without an enforcing dataplane a NetworkPolicy is only an object: GKE runs Dataplane V2, EKS's
+    VPC CNI runs its policy agent."""
+    import json
+
+    mocks = build(config)
+    if config is TWO_POOLS:
+        (cluster,) = mocks.of_type("gcp:container/cluster:Cluster")
+        assert cluster.inputs["datapathProvider"] == "ADVANCED_DATAPATH"
+    else:
+        (addon,) = mocks.of_type("aws:eks/addon:Addon")
+        assert addon.inputs["addonName"] == "vpc-cni"
+        assert json.loads(addon.inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}

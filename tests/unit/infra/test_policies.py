@@ -10,7 +10,7 @@ import pytest
 from pulumi_policy import PolicyResourceOptions, ResourceValidationArgs, ResourceValidationPolicy
 
 from policies.rules import ALL
-from policies.rules.cluster import control_plane_not_public, node_identity
+from policies.rules.cluster import control_plane_not_public, network_policies_enforced, node_identity
 from policies.rules.gitlab import gitlab_private, gitlab_secret_variables, gitlab_token_expiry
 from policies.rules.gpu_pools import gpu_pool_autoscaling, gpu_pool_label_and_taint
 from tests.unit.infra.mocks import RecordingMocks
@@ -36,7 +36,9 @@ EKS_GPU_GROUP = {
 GKE_CLUSTER = {
     "privateClusterConfig": {"enablePrivateNodes": True, "enablePrivateEndpoint": False},
     "masterAuthorizedNetworksConfig": {"cidrBlocks": [{"cidrBlock": "203.0.113.0/24"}]},
+    "datapathProvider": "ADVANCED_DATAPATH",
 }
+VPC_CNI = {"addonName": "vpc-cni", "configurationValues": '{"enableNetworkPolicy": "true"}'}
 
 
 def changed(props: dict, path: str, value: Any) -> dict:
@@ -93,6 +95,11 @@ CASES = {
     "eks open endpoint": (control_plane_not_public, "aws:eks/cluster:Cluster",
                           {"vpcConfig": {"endpointPublicAccess": False}},
                           {"vpcConfig": {"endpointPublicAccess": True}}, "open to the internet"),
+    "gke without NetworkPolicy enforcement": (network_policies_enforced, "gcp:container/cluster:Cluster", GKE_CLUSTER,
+                                              changed(GKE_CLUSTER, "datapathProvider", "LEGACY_DATAPATH"),
+                                              "does not enforce NetworkPolicies"),
+    "eks VPC CNI without its policy agent": (network_policies_enforced, "aws:eks/addon:Addon", VPC_CNI,
+                                             changed(VPC_CNI, "configurationValues", "{}"), "enableNetworkPolicy"),
     "gke default service account": (node_identity, POOL, GKE_GPU_POOL,
                                     changed(GKE_GPU_POOL, "nodeConfig.serviceAccount", "default"),
                                     "default compute service account"),
