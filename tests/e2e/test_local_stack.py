@@ -351,6 +351,27 @@ def test_a_second_up_is_refused_while_one_runs(stack):
 
 
 @pytest.mark.stops_the_stack
+def test_a_renewed_ci_token_replaces_the_old_one_at_the_next_up(stack):
+    """Rotation: CI's Label Studio token file removed on the controller, the next up generates a new one,
+    and it is then the account's only token; the old one is refused. The account is a plain member."""
+    token_file = stack.state / "secrets/label_studio/users/ci@mlenv.local.api_token"
+    old = token_file.read_text().split()[0]
+    token_file.unlink()
+    result = stack.mlenv("up")
+    assert result.returncode == 0, result.stdout[-3000:]
+    new = token_file.read_text().split()[0]
+    assert new != old
+
+    def whoami(token: str) -> tuple[int, dict]:
+        url = stack.url("labels", "/api/current-user/whoami")
+        return request(stack, url, headers={"Authorization": f"Token {token}"})
+
+    status, me = whoami(new)
+    assert status == 200 and me["email"] == "ci@mlenv.local", me
+    assert not me.get("is_superuser", False), me
+    assert whoami(old)[0] == 401
+
+
 def test_down_stops_the_host_keeps_the_data_and_status_says_down(stack):
     # Last of the run: the stack stays stopped; the fixture then purges it.
     result = stack.mlenv("down")

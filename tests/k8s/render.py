@@ -14,7 +14,8 @@ def run_role(
 ) -> subprocess.CompletedProcess[str]:
     playbook = tmp / "play.yml"
     playbook.write_text(yaml.safe_dump([{"name": role, "hosts": "localhost", "gather_facts": False, "roles": [role]}]))
-    (tmp / "vars.json").write_text(json.dumps(role_vars))
+    # Secrets a role generates (the gateway's password) go to the test's own folder.
+    (tmp / "vars.json").write_text(json.dumps({"mlenv_secrets_dir": str(tmp / "secrets"), **role_vars}))
     interpreter = "ansible_python_interpreter={{ ansible_playbook_python }}"
     return subprocess.run(
         ["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", interpreter, "-e", f"@{tmp / 'vars.json'}",

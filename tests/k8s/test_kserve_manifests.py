@@ -20,6 +20,8 @@ follow = module_from(FOLLOW_PY, "kserve_follow")
 
 pytestmark = pytest.mark.skipif(crd_dir() is None, reason="no CRD schemas (MLENV_CRD_DIR or scripts/fetch-crds)")
 
+GATEWAY_PASSWORD = "example-gateway-password-0123"
+GATEWAY_PY = ROLES_DIR / "kserve/files/gateway.py"
 MODELS = [
     {"name": "iris-gpu", "storage_uri": "s3://mlflow/1/abc/artifacts/model", "pool": "t4"},
     {"name": "iris", "storage_uri": "s3://mlflow/1/def/artifacts/model"},
@@ -41,6 +43,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str])
         kserve_s3_endpoint="s3.ml.example.com:443", kserve_s3_ca_file=str(ca), kserve_s3_access_key="AKIAEXAMPLE",
         kserve_s3_secret_key="example-secret", kserve_gpu_pools=[{"name": "t4"}], kserve_models=MODELS,
         kserve_mlflow_tracking_uri="https://mlflow.ml.example.com", kserve_mlflow_password="example-password",
+        kserve_gateway_password=GATEWAY_PASSWORD,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
     rendered_output.append(result.stdout)
@@ -54,6 +57,28 @@ def test_no_secret_shows_in_the_output_of_a_diff_run(rendered: list[dict]) -> No
     secrets = [d for d in rendered if d["kind"] == "Secret"]
     assert secrets and "example-secret" in str(secrets) and "example-password" in str(secrets)
     assert "example-secret" not in rendered_output[0] and "example-password" not in rendered_output[0]
+    assert GATEWAY_PASSWORD not in rendered_output[0]
+
+
+def test_the_gateway_runs_the_shipped_script_and_keeps_only_a_hash_of_its_password(rendered: list[dict]) -> None:
+    secret = named(rendered, "Secret")["mlenv-inference-gateway"]
+    assert GATEWAY_PASSWORD not in json.dumps(rendered)
+    credentials = json.loads(secret["stringData"]["credentials.json"])
+    assert credentials == {"users": {"mlenv": hashlib.sha256(f"mlenv:{GATEWAY_PASSWORD}".encode()).hexdigest()}}
+    files = named(rendered, "ConfigMap")["mlenv-inference-gateway"]["data"]
+    assert files["gateway.py"] == GATEWAY_PY.read_text()
+    settings = json.loads(files["settings.json"])
+    assert settings["upstream"] == "http://{model}-predictor.{namespace}.svc.cluster.local"
+    assert settings["namespace"] == "team" and settings["credentials_file"].startswith(
+        "/etc/mlenv-gateway/credentials/"
+    )
+    pod = named(rendered, "Deployment")["mlenv-inference-gateway"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    assert container["command"][1:] == ["/opt/mlenv-gateway/gateway.py", "/opt/mlenv-gateway/settings.json"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    service = named(rendered, "Service")["mlenv-inference-gateway"]
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
 
 
 def named(rendered: list[dict], kind: str) -> dict[str, dict]:
@@ -215,5 +240,7 @@ def test_no_followed_model_renders_no_follower(tmp_path: Path, tool_env: dict[st
         kserve_s3_secret_key="b", kserve_models=MODELS[1:2], kserve_mlflow_password="p",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
-    kinds = {document["kind"] for _, document in documents(tmp_path / "out")}
-    assert "Deployment" not in kinds and "Role" not in kinds and "InferenceService" in kinds
+    found = [document for _, document in documents(tmp_path / "out")]
+    names = {(document["kind"], document["metadata"]["name"]) for document in found}
+    assert not {name for kind, name in names if kind in ("Deployment", "Role")} - {"mlenv-inference-gateway"}
+    assert ("Role", "mlenv-model-follow") not in names and "InferenceService" in {kind for kind, _ in names}

@@ -107,7 +107,7 @@ def predictor_pods(rendered: list[dict]) -> list[tuple[str, dict]]:
         services.append(yaml.safe_load(re.sub(r"\{\{[^}]+\}\}", "placeholder", step["resource"]["manifest"])))
     for config in of_kind(rendered, "ConfigMap"):
         if "settings.json" in config.get("data", {}):
-            services += [m["service"] for m in yaml.safe_load(config["data"]["settings.json"])["models"]]
+            services += [m["service"] for m in yaml.safe_load(config["data"]["settings.json"]).get("models", [])]
     assert len(services) >= 4
     return [
         (service["metadata"]["name"], {
@@ -153,8 +153,9 @@ def test_the_checker_refuses_what_each_level_forbids() -> None:
 
 def test_every_pod_the_roles_render_is_admitted_at_restricted(rendered: list[dict], cluster: dict) -> None:
     """Stricter than the team namespace enforces (baseline): these pods run in any platform namespace."""
-    (follower,) = [d for d in of_kind(rendered, "Deployment") if d["metadata"]["name"] == "mlenv-model-follow"]
-    pods = [*workflow_pods(rendered), *predictor_pods(rendered), ("follower", follower["spec"]["template"]["spec"])]
+    deployments = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in of_kind(rendered, "Deployment")}
+    pods = [*workflow_pods(rendered), *predictor_pods(rendered), ("follower", deployments["mlenv-model-follow"]),
+            ("gateway", deployments["mlenv-inference-gateway"])]  # fmt: skip
     assert len(pods) >= 10
     for name, pod in pods:
         assert violations(pod, "restricted") == [], name
@@ -191,6 +192,7 @@ def policies(rendered: list[dict], cluster: dict) -> list[dict]:
 STEP = Pod(TEAM, {"workflows.argoproj.io/workflow": "train-abc"})
 PREDICTOR = Pod(TEAM, {"component": "predictor", "serving.kserve.io/inferenceservice": "tickets"})
 FOLLOWER = Pod(TEAM, {"app.kubernetes.io/name": "mlenv-model-follow"})
+GATEWAY = Pod(TEAM, {"app.kubernetes.io/name": "mlenv-inference-gateway", "app.kubernetes.io/part-of": "mlenv"})
 OTHER_TEAM_POD = Pod(TEAM, {"app": "notebook"})
 INGRESS = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
 ELSEWHERE = Pod("default", {"app": "anything"})
@@ -204,7 +206,8 @@ DNS = Pod("kube-system", {"k8s-app": "kube-dns"})
 CONNECTIONS = [
     (STEP, OUTSIDE, 443, True, "steps reach MLflow, S3 through the proxy and the API server"),
     (STEP, PREDICTOR, 8080, True, "the smoke step asks the new predictor"),
-    (INGRESS, PREDICTOR, 8080, True, "callers come through the authenticating ingress"),
+    (GATEWAY, PREDICTOR, 8080, True, "callers come through the authenticating gateway"),
+    (INGRESS, GATEWAY, 8080, True, "from outside the cluster through the ingress to the gateway"),
     (PREDICTOR, OUTSIDE, 8443, True, "the storage initializer reads the object store (its port)"),
     (FOLLOWER, OUTSIDE, 443, True, "the follower reads MLflow and patches InferenceServices"),
     (CONTROLLER, OUTSIDE, 443, True, "the workflow controller watches the API server"),
@@ -213,6 +216,10 @@ CONNECTIONS = [
     (STEP, DNS, 53, True, "every pod resolves names"),
     (PREDICTOR, DNS, 53, True, "every pod resolves names"),
     (OTHER_TEAM_POD, PREDICTOR, 8080, False, "a team pod that is no workflow step"),
+    (INGRESS, PREDICTOR, 8080, False, "the ingress past the gateway"),
+    (ELSEWHERE, GATEWAY, 8080, False, "the gateway from another namespace than the team's and the ingress"),
+    (GATEWAY, OUTSIDE, 443, False, "the gateway calling out"),
+    (GATEWAY, FOLLOWER, 8080, False, "the gateway to pods other than predictors"),
     (ELSEWHERE, PREDICTOR, 8080, False, "another namespace"),
     (OUTSIDE, PREDICTOR, 8080, False, "from outside the cluster, past the ingress"),
     (STEP, FOLLOWER, 8080, False, "pod to pod other than the predictors"),

@@ -164,7 +164,7 @@ def test_label_studio_calls_services_on_addresses_of_their_own(tool_env, tmp_pat
         inventory="sample",
     )
     assert sample["apps1.ml.example.internal"][3:6] == ["127.0.0.3", 8095, ["http://127.0.0.3:8095"]]
-    assert sample["s3-1.ml.example.internal"][:2] == ["http://10.0.1.11:8333", "10.0.1.11"]
+    assert sample["s3-1.ml.example.internal"][:2] == ["https://s3-1.ml.example.internal:8333", "10.0.1.11"]
 
 
 def test_an_external_object_store_is_where_every_service_reaches_s3(tool_env, tmp_path):

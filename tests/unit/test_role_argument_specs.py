@@ -13,7 +13,11 @@ def load(role: str, relative: str) -> dict:
 
 
 def spec_options(role: str) -> dict:
-    return load(role, "meta/argument_specs.yml")["argument_specs"]["main"]["options"]
+    """The options of every entry point (a helper's `certificate` entry point has options of its own)."""
+    options: dict = {}
+    for entry_point in load(role, "meta/argument_specs.yml")["argument_specs"].values():
+        options |= entry_point.get("options", {})
+    return options
 
 
 def test_there_are_roles_to_check():

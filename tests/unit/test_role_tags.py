@@ -20,7 +20,7 @@ from tests.unit.test_inventories import settings_layer
 # Roles site.yml includes dynamically (Kubernetes play): their task lists are not expanded.
 SITE_INCLUDES = {"argo_workflows": "Argo Workflows", "kserve": "KServe"}
 LOCAL = PROJECT_ROOT / "inventories/local/hosts.yml"
-HELPERS = {"pip_venv", "systemd_service", "apt_packages", "k8s_reachable"}
+HELPERS = {"pip_venv", "systemd_service", "apt_packages", "k8s_reachable", "internal_tls"}
 
 
 def helper_includes() -> list[tuple[str, str, str, dict]]:

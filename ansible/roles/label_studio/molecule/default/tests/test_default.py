@@ -122,6 +122,21 @@ def test_a_client_account_has_a_token_of_its_own(host):
     assert api(host, "GET", "current-user/whoami", token="0" * 40)["status"] == 401
 
 
+def test_a_client_account_is_a_plain_member_with_one_token(host):
+    # `label-studio init` would have made it staff and superuser; the role's accounts script does not.
+    sql = (
+        "SELECT u.is_superuser, u.is_staff, count(t.key) FROM htx_user u LEFT JOIN authtoken_token t "
+        "ON t.user_id = u.id WHERE u.email = 'ci@mlenv.test' GROUP BY 1, 2"
+    )
+    assert host.check_output(f"runuser -u postgres -- psql -XAt -d labelstudio -c {sql!r}") == "f|f|1"
+
+
+def test_no_secret_of_the_initialisation_is_readable_by_others(host):
+    for name in ("init.env", "label-studio.env"):
+        found = host.file(f"/etc/mlenv-label-studio/{name}")
+        assert (found.user, found.mode) == ("root", 0o600), name
+
+
 def test_signup_without_an_invitation_is_refused(host):
     answer = run_python(host, "python3", SIGNUP)
     assert answer == {"status": 403, "csrf_failure": False}

@@ -1,0 +1,157 @@
+"""The authenticated way in to the team's predictors: basic auth, then the V2 inference protocol.
+
+Runs in the cluster (the kserve role's mlenv-inference-gateway Deployment), in the MLflow runtime's
+own image, with the standard library only. KServe's Standard mode gives predictors no
+authentication of their own, and NetworkPolicies let only this gateway (and the team's workflow
+pods) reach them. A request for /v2/models/<name>/... goes, once its credentials match, to that
+InferenceService's predictor Service in the same namespace, and the answer comes back unchanged.
+Model management (/v2/repository/...) is refused, as on the single-host model server's proxy site;
+/healthz answers without credentials and says nothing but "ok".
+
+The credentials file holds the SHA-256 of "<username>:<password>" per user, never a password: the
+password is generated (32 random characters), so a fast hash is enough.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import re
+import sys
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+MODEL_PATH = re.compile(r"^/v2/models/([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(/[^?#]*)?$")
+# Not passed on: they describe one connection, or carry the caller's credentials.
+HOP_BY_HOP = {
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+    "transfer-encoding", "upgrade", "authorization", "host", "content-length",
+}  # fmt: skip
+
+
+def load_settings(path: str) -> dict[str, Any]:
+    settings = json.loads(Path(path).read_text())
+    credentials = json.loads(Path(settings["credentials_file"]).read_text())
+    if not credentials.get("users"):
+        raise SystemExit(f"{settings['credentials_file']} names no user: nobody could call the predictors")
+    settings["users"] = credentials["users"]
+    return settings
+
+
+def authorised(header: str | None, users: dict[str, str]) -> bool:
+    """Whether an Authorization header carries a user's password (compared in constant time)."""
+    if not header or not header.startswith("Basic "):
+        return False
+    try:
+        username, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    expected = users.get(username, "")
+    given = hashlib.sha256(f"{username}:{password}".encode()).hexdigest()
+    return hmac.compare_digest(given, expected) and bool(expected)
+
+
+def route(path: str, settings: dict[str, Any]) -> tuple[str, int, str] | int:
+    """The predictor (host, port, path) a request path goes to, or the status that refuses it."""
+    parsed = urllib.parse.urlsplit(path)
+    if parsed.path.startswith("/v2/repository"):
+        return 403
+    found = MODEL_PATH.match(parsed.path)
+    if not found:
+        return 404
+    upstream = urllib.parse.urlsplit(settings["upstream"].format(model=found[1], namespace=settings["namespace"]))
+    target = parsed.path + (f"?{parsed.query}" if parsed.query else "")
+    return upstream.hostname or "", upstream.port or 80, target
+
+
+class Gateway(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "mlenv-inference-gateway"
+    sys_version = ""
+    settings: ClassVar[dict[str, Any]] = {}
+
+    def answer(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps({"error": message}).encode() if status >= 400 else message.encode()
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json" if status >= 400 else "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def read_body(self) -> bytes | int:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return 411
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > self.settings["max_body_bytes"]:
+            return 413
+        return self.rfile.read(length) if length else b""
+
+    def handle_request(self) -> None:
+        if self.path == "/healthz":
+            self.answer(200, "ok")
+            return
+        if not authorised(self.headers.get("Authorization"), self.settings["users"]):
+            self.answer(401, "credentials needed", {"WWW-Authenticate": 'Basic realm="models"'})
+            return
+        target = route(self.path, self.settings)
+        if isinstance(target, int):
+            self.answer(target, "model management is not offered here" if target == 403 else "no such path")
+            return
+        body = self.read_body()
+        if isinstance(body, int):
+            self.close_connection = True
+            self.answer(body, "send the body with a Content-Length" if body == 411 else "the body is too large")
+            return
+        self.forward(target, body)
+
+    # The methods http.server dispatches to, all handled alike.
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_request
+
+    def forward(self, target: tuple[str, int, str], body: bytes) -> None:
+        host, port, path = target
+        headers = {name: value for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP}
+        headers["Host"] = f"{host}:{port}"
+        connection = http.client.HTTPConnection(host, port, timeout=self.settings["timeout_seconds"])
+        try:
+            connection.request(self.command, path, body=body or None, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+        except (OSError, http.client.HTTPException) as error:
+            self.answer(502, f"the predictor did not answer: {type(error).__name__}")
+            return
+        finally:
+            connection.close()
+        self.send_response(response.status, response.reason)
+        for name, value in response.getheaders():
+            if name.lower() not in HOP_BY_HOP:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # One line per request, without headers (they hold credentials).
+        sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {self.address_string()} {format % args}\n")
+
+
+def main() -> None:
+    settings = load_settings(sys.argv[1])
+    Gateway.settings = settings
+    server = ThreadingHTTPServer((settings.get("address", "0.0.0.0"), int(settings["port"])), Gateway)  # noqa: S104
+    server.daemon_threads = True
+    sys.stderr.write(f"mlenv inference gateway on port {settings['port']}, namespace {settings['namespace']}\n")
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
