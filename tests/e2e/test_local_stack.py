@@ -350,7 +350,6 @@ def test_a_second_up_is_refused_while_one_runs(stack):
     assert first.returncode == 0
 
 
-@pytest.mark.stops_the_stack
 def test_a_renewed_ci_token_replaces_the_old_one_at_the_next_up(stack):
     """Rotation: CI's Label Studio token file removed on the controller, the next up generates a new one,
     and it is then the account's only token; the old one is refused. The account is a plain member."""
@@ -372,6 +371,7 @@ def test_a_renewed_ci_token_replaces_the_old_one_at_the_next_up(stack):
     assert whoami(old)[0] == 401
 
 
+@pytest.mark.stops_the_stack
 def test_down_stops_the_host_keeps_the_data_and_status_says_down(stack):
     # Last of the run: the stack stays stopped; the fixture then purges it.
     result = stack.mlenv("down")

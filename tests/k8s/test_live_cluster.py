@@ -1,5 +1,6 @@
 """Both Kubernetes roles converged on a real cluster, the CPU workflow submitted, the model served,
-then taken over by the follower.
+then taken over by the follower; callers reach it through the inference gateway with its password
+only, and a team pod that is no workflow step cannot reach the predictor (the NetworkPolicies).
 
 Runs only when KUBECONFIG names a cluster (kind, k3s or the cloud one) and the upstream manifests'
 checksums are given (MLENV_TEST_ARGO_SHA256, MLENV_TEST_KSERVE_SHA256), with an MLflow and object
@@ -9,10 +10,13 @@ the MLflow account). Elsewhere pytest reports it as skipped with the reason, nev
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -90,3 +94,41 @@ def test_roles_converge_then_the_cpu_workflow_trains_registers_and_serves(tmp_pa
     logs = subprocess.run(["kubectl", "logs", "-n", namespace, "deployment/mlenv-model-follow"],
                           capture_output=True, text=True, timeout=120).stdout  # fmt: skip
     assert version == "1", logs[-4000:]
+
+    # Callers reach the model through the inference gateway, with its password, and not around it.
+    password = (tmp_path / "follow/secrets/kserve/gateway_password").read_text().split()[0]
+    forward = subprocess.Popen(["kubectl", "port-forward", "-n", namespace, "svc/mlenv-inference-gateway", "18080:80"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        time.sleep(3)
+        ready = f"http://127.0.0.1:18080/v2/models/{model}/ready"
+        assert http_status(ready) == 401
+        assert http_status(ready, ("mlenv", "not-the-password")) == 401
+        assert http_status(ready, ("mlenv", password)) == 200
+    finally:
+        forward.terminate()
+        forward.wait(timeout=30)
+    # A pod of the team that is neither a workflow step nor the gateway: the NetworkPolicies stop it.
+    probe = (
+        "import urllib.request\n"
+        "try:\n"
+        f"    urllib.request.urlopen('http://{model}-predictor.{namespace}/v2/health/ready', timeout=10)\n"
+        "    print('reached')\n"
+        "except Exception as error:\n"
+        "    print('refused', type(error).__name__)\n"
+    )
+    image = platform.get("kserve_mlflow_runtime_image", "docker.io/seldonio/mlserver:1.7.1-mlflow")
+    answer = kubectl("run", f"mlenv-it-probe-{int(time.time())}", "-n", namespace, "--rm", "-i", "--restart=Never",
+                     f"--image={image}", "--command", "--", "python", "-c", probe)  # fmt: skip
+    assert "refused" in answer and "reached" not in answer, answer
+
+
+def http_status(url: str, login: tuple[str, str] | None = None) -> int:
+    request = urllib.request.Request(url)
+    if login:
+        request.add_header("Authorization", "Basic " + base64.b64encode(":".join(login).encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code

@@ -30,6 +30,7 @@ class Predictor(BaseHTTPRequestHandler):
     """Answers what it was asked, as JSON; /v2/models/<name>/ready is 503 for a model named 'cold'."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as the gateway: no 40 ms wait on each answer
     seen: ClassVar[list[dict]] = []
 
     def handle_one(self) -> None:
@@ -73,7 +74,10 @@ def start_gateway(folder: Path, upstream: str) -> tuple[subprocess.Popen, int]:
     settings.write_text(json.dumps({"namespace": "team", "port": port, "address": "127.0.0.1", "upstream": upstream,
                                     "credentials_file": str(credentials), "max_body_bytes": 1024,
                                     "timeout_seconds": 5}))  # fmt: skip
-    process = subprocess.Popen([sys.executable, str(GATEWAY), str(settings)], stderr=subprocess.PIPE, text=True)
+    # Its log to a file: a pipe nobody reads would fill and stop it.
+    log = folder / "gateway.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, str(GATEWAY), str(settings)], stderr=out)
     for _ in range(100):  # bounded: 10 s
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -81,7 +85,7 @@ def start_gateway(folder: Path, upstream: str) -> tuple[subprocess.Popen, int]:
         except OSError:
             time.sleep(0.1)
     process.kill()
-    raise AssertionError(f"the gateway did not listen: {process.stderr.read() if process.stderr else ''}")
+    raise AssertionError(f"the gateway did not listen: {log.read_text()}")
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +170,36 @@ def test_a_predictor_that_does_not_answer_is_a_502(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+class ForgetfulPredictor(Predictor):
+    """Closes every connection after its answer without saying so, as an idle timeout does."""
+
+    def handle_one(self) -> None:
+        super().handle_one()
+        self.close_connection = True
+
+    do_GET = do_POST = handle_one
+
+
+def test_a_kept_alive_connection_the_predictor_dropped_is_opened_again(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ForgetfulPredictor)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    process, port = start_gateway(tmp_path, f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        auth = {"Authorization": "Basic " + base64.b64encode(f"mlenv:{PASSWORD}".encode()).decode()}
+        statuses = []
+        for _ in range(3):  # one caller connection: one gateway thread, one kept upstream connection
+            connection.request("GET", "/v2/models/tickets/ready", headers=auth)
+            response = connection.getresponse()
+            response.read()
+            statuses.append(response.status)
+        assert statuses == [200, 200, 200]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        server.shutdown()
 
 
 def test_a_gateway_without_users_does_not_start(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import http.client
 import json
 import re
 import sys
+import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +34,21 @@ HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "transfer-encoding", "upgrade", "authorization", "host", "content-length",
 }  # fmt: skip
+
+
+class Upstreams(threading.local):
+    """Each handler thread's open connections to the predictors, reused across its requests."""
+
+    def __init__(self) -> None:
+        self.open: dict[tuple[str, int], http.client.HTTPConnection] = {}
+
+    def connection(self, host: str, port: int, timeout: float, *, fresh: bool = False) -> http.client.HTTPConnection:
+        if fresh or (host, port) not in self.open:
+            self.open[(host, port)] = http.client.HTTPConnection(host, port, timeout=timeout)
+        return self.open[(host, port)]
+
+
+upstreams = Upstreams()
 
 
 def load_settings(path: str) -> dict[str, Any]:
@@ -72,6 +88,9 @@ def route(path: str, settings: dict[str, Any]) -> tuple[str, int, str] | int:
 
 class Gateway(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without this, Nagle's algorithm and the caller's delayed
+    # ACK hold each answer for about 40 ms.
+    disable_nagle_algorithm = True
     server_version = "mlenv-inference-gateway"
     sys_version = ""
     settings: ClassVar[dict[str, Any]] = {}
@@ -120,16 +139,11 @@ class Gateway(BaseHTTPRequestHandler):
         host, port, path = target
         headers = {name: value for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP}
         headers["Host"] = f"{host}:{port}"
-        connection = http.client.HTTPConnection(host, port, timeout=self.settings["timeout_seconds"])
         try:
-            connection.request(self.command, path, body=body or None, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
+            response, payload = self.exchange(host, port, path, body, headers)
         except (OSError, http.client.HTTPException) as error:
             self.answer(502, f"the predictor did not answer: {type(error).__name__}")
             return
-        finally:
-            connection.close()
         self.send_response(response.status, response.reason)
         for name, value in response.getheaders():
             if name.lower() not in HOP_BY_HOP:
@@ -138,6 +152,28 @@ class Gateway(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+
+    def exchange(
+        self, host: str, port: int, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        """One request to the predictor over this thread's kept-alive connection to it; a connection the
+        predictor closed meanwhile is opened again once (inference requests are safe to repeat)."""
+        timeout = self.settings["timeout_seconds"]
+        try:
+            return self.send_over(upstreams.connection(host, port, timeout), path, body, headers)
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            return self.send_over(upstreams.connection(host, port, timeout, fresh=True), path, body, headers)
+
+    def send_over(
+        self, connection: http.client.HTTPConnection, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        try:
+            connection.request(self.command, path, body=body or None, headers=headers)
+            response = connection.getresponse()
+            return response, response.read()
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            raise
 
     def log_message(self, format: str, *args: Any) -> None:
         # One line per request, without headers (they hold credentials).

@@ -7,9 +7,10 @@ from __future__ import annotations
 from tests.helpers.hostpython import http_status, run_python
 from tests.helpers.mlflow_client import log_run_and_register
 from tests.helpers.molecule import secret
+from tests.helpers.training_run import VERSION, put_sample_version, train
 
 testinfra_hosts = ["podman://mlenv-test-tls-apps"]
-journal_units = ["mlenv-mlflow", "nginx"]
+journal_units = ["mlenv-mlflow", "mlenv-loop", "mlenv-train@*", "nginx"]
 PYTHON = "/opt/mlenv/mlflow/venv/bin/python"
 CA = "/etc/mlenv/internal-ca.crt"
 PROXY_CA = "/etc/mlenv-proxy/tls/ca.crt"
@@ -72,6 +73,24 @@ def test_a_run_and_its_artifact_go_over_tls_to_the_other_host(host):
     assert "report.txt" in answer["artifacts"]
     keys = list_bucket(host, f"https://{DATA}:8333", AWS_CA_BUNDLE=CA)["keys"]
     assert any(key.endswith(f"{answer['run_id']}/artifacts/report.txt") for key in keys), keys
+
+
+def test_the_trigger_service_and_its_runs_verify_the_database_and_the_object_store(host):
+    unit = host.file("/etc/systemd/system/mlenv-loop.service").content_string
+    assert "PGSSLMODE=verify-full" in unit and f"PGSSLROOTCERT={CA}" in unit and f"AWS_CA_BUNDLE={CA}" in unit
+    assert f"AWS_CA_BUNDLE={CA}" in host.file("/etc/mlenv-loop/train.env").content_string
+
+
+def test_a_training_run_reads_its_dataset_version_over_tls_and_registers_its_model(host):
+    put_sample_version(
+        host,
+        endpoint=f"https://{DATA}:8333",
+        access_key=secret("object_store/loop.access_key"),
+        secret_key=secret("object_store/loop.secret_key"),
+        ca_bundle=CA,
+    )
+    result = train(host, "tickets-0000000000e1")
+    assert result["dataset_version"] == VERSION and result["decision"] == "production", result
 
 
 def test_a_verified_connection_to_the_database_succeeds(host):

@@ -38,15 +38,15 @@ def test_clients_off_the_host_may_connect_over_tls_only(host):
     assert set(remote) == {"hostssl"}, rules
 
 
-def test_mlflow_connections_are_encrypted(host):
-    # MLflow keeps a pool open once it has served a request (the other host's tests make them).
-    encrypted = psql(
+def test_the_other_hosts_connections_are_encrypted(host):
+    # MLflow and the trigger service keep connections open (the other host's tests used them).
+    found = psql(
         host,
-        "SELECT s.ssl, s.version, count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
-        "WHERE a.usename = 'mlflow' GROUP BY 1, 2",
+        "SELECT a.usename, s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+        "WHERE a.usename IN ('mlflow', 'mlenv_loop') GROUP BY 1, 2, 3",
     ).splitlines()
-    assert encrypted, "no connection of mlflow"
-    assert all(line.startswith("t|TLSv1.") for line in encrypted), encrypted
+    assert {line.split("|")[0] for line in found} == {"mlflow", "mlenv_loop"}, found
+    assert all(line.split("|")[1:2] == ["t"] and line.split("|")[2].startswith("TLSv1.") for line in found), found
 
 
 def test_the_s3_api_answers_over_tls_with_the_internal_certificate(host):

@@ -5,12 +5,11 @@ dataset version in the bucket and registers its model as the runs' own MLflow us
 
 from __future__ import annotations
 
-import base64
 import json
 import shlex
-from pathlib import Path
 
 from tests.helpers.molecule import podman_hosts, secret
+from tests.helpers.training_run import put_sample_version, train
 
 testinfra_hosts = podman_hosts()
 journal_units = ["mlenv-loop", "mlenv-train@*"]
@@ -18,7 +17,6 @@ SERVICE = "mlenv-loop"
 URL = "http://127.0.0.1:8095"
 HEADER = "X-Mlenv-Webhook-Secret"
 RUN_ID = "tickets-0123456789ab"
-SAMPLE = Path(__file__).resolve().parents[6] / "templates/ml-project/data/sample.jsonl"
 
 
 def curl(host, path: str, *args: str) -> tuple[int, str]:
@@ -110,41 +108,14 @@ def test_polkit_lets_the_service_start_its_runs_and_nothing_else(host):
     assert host.service("mlenv-train@nothing-000000000000").systemd_properties["ActiveState"] == "failed"
 
 
-SAMPLE_VERSION = """
-import base64, hashlib, json, os, boto3
-rows = [json.loads(line) for line in base64.b64decode(os.environ["SAMPLE"]).decode().splitlines()]
-records = [{"id": index + 1, "data": {"text": row["text"]}, "split": "test" if index % 5 == 0 else "train",
-            "annotations": [{"id": index + 1, "result": [{"from_name": "label", "to_name": "text", "type": "choices",
-                                                          "value": {"choices": [row["label"]]}}]}]}
-           for index, row in enumerate(rows)]
-data = "".join(json.dumps(record, sort_keys=True) + "\\n" for record in records).encode()
-version = "0123456789abcdef"
-manifest = {"schema": 1, "dataset": "tickets", "version": version, "source": {"project_id": 1},
-            "counts": {"tasks": len(records), "annotations": len(records)},
-            "files": [{"name": "tasks.jsonl", "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}]}
-s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:8333", region_name="us-east-1")
-s3.put_object(Bucket="datasets", Key=f"tickets/versions/{version}/tasks.jsonl", Body=data)
-s3.put_object(Bucket="datasets", Key=f"tickets/versions/{version}/manifest.json", Body=json.dumps(manifest).encode())
-print(json.dumps(version))
-"""
-
-
 def test_a_run_trains_on_a_dataset_version_and_registers_as_its_own_user(host):
-    env = {"AWS_ACCESS_KEY_ID": secret("object_store/loop.access_key"),
-           "AWS_SECRET_ACCESS_KEY": secret("object_store/loop.secret_key"),
-           "SAMPLE": base64.b64encode(SAMPLE.read_bytes()).decode()}  # fmt: skip
-    assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
-    host.check_output(f"{assignments} /opt/mlenv/loop/venv/bin/python -c {shlex.quote(SAMPLE_VERSION)}")
-    job = {"id": RUN_ID, "dataset": "tickets", "version": "0123456789abcdef", "model": "tickets", "trigger": "test"}
-    write = f"import json, sys; json.dump(json.loads(sys.argv[1]), open('/var/lib/mlenv-loop/runs/{RUN_ID}.json', 'w'))"
-    host.check_output(f"runuser -u mlenv-loop -- python3 -c {shlex.quote(write)} {shlex.quote(json.dumps(job))}")
-    host.check_output(f"runuser -u mlenv-loop -- systemctl --no-ask-password start mlenv-train@{RUN_ID}.service")
-    unit = host.service(f"mlenv-train@{RUN_ID}")
-    state = unit.systemd_properties
-    assert (state["ActiveState"], state["Result"]) == ("active", "success"), host.run(
-        f"journalctl -u mlenv-train@{RUN_ID} --no-pager -n 40"
-    ).stdout
-    result = json.loads(host.file(f"/var/lib/mlenv-train/{RUN_ID}/result.json").content_string)
+    put_sample_version(
+        host,
+        endpoint="http://127.0.0.1:8333",
+        access_key=secret("object_store/loop.access_key"),
+        secret_key=secret("object_store/loop.secret_key"),
+    )
+    result = train(host, RUN_ID)
     assert result["decision"] == "production" and result["dataset_version"] == "0123456789abcdef"
     assert result["score"] > 0.6
     version = json.loads(
