@@ -20,6 +20,7 @@ import hmac
 import http.client
 import json
 import re
+import socket
 import sys
 import threading
 import time
@@ -34,6 +35,8 @@ HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "transfer-encoding", "upgrade", "authorization", "host", "content-length",
 }  # fmt: skip
+# How long, and how much, a refused body is read and dropped before the connection closes.
+LINGER_SECONDS, LINGER_BYTES = 2.0, 8 * 1024 * 1024
 
 
 class Upstreams(threading.local):
@@ -114,6 +117,23 @@ class Gateway(BaseHTTPRequestHandler):
             return 413
         return self.rfile.read(length) if length else b""
 
+    def discard_unread_body(self) -> None:
+        """Close gently after refusing a body that was not read: stop writing, then drop what the caller
+        still sends (bounded in bytes and time). Closing at once with unread bytes makes the kernel send
+        a reset, which can reach the caller before it has read the refusal or finished its request."""
+        self.wfile.flush()
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(LINGER_SECONDS)
+            deadline, dropped = time.monotonic() + LINGER_SECONDS, 0
+            while dropped < LINGER_BYTES and time.monotonic() < deadline:
+                chunk = self.connection.recv(65536)
+                if not chunk:
+                    break
+                dropped += len(chunk)
+        except OSError:
+            pass
+
     def handle_request(self) -> None:
         if self.path == "/healthz":
             self.answer(200, "ok")
@@ -129,6 +149,7 @@ class Gateway(BaseHTTPRequestHandler):
         if isinstance(body, int):
             self.close_connection = True
             self.answer(body, "send the body with a Content-Length" if body == 411 else "the body is too large")
+            self.discard_unread_body()
             return
         self.forward(target, body)
 
