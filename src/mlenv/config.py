@@ -326,6 +326,21 @@ class LoopProject(Strict):
     model: DatasetName = Field(description="The registered model its runs train.")
     every: int = Field(20, ge=1, le=100_000, description="New annotation events that make a version.")
     after_seconds: int = Field(600, ge=1, le=7 * 86_400, description="Or this long after the first waiting one.")
+    assist: bool = Field(
+        True,
+        description="Model-assisted labelling: Label Studio shows the production model's suggestions, except to "
+        "the control group.",
+    )
+    control_percent: int = Field(
+        50, ge=0, le=100, description="Share of tasks (percent) that never get a suggestion: the control group."
+    )
+    retrain_every_hours: int = Field(
+        0, ge=0, le=24 * 365, description="Also snapshot and train on a schedule, every this many hours (0: off)."
+    )
+    retrain_below: float | None = Field(
+        None, gt=0, lt=1, description="Retrain when production's live accuracy falls below this share (off: unset)."
+    )
+    live_window: int = Field(50, ge=1, le=100_000, description="Labelled predictions the live accuracy is taken over.")
 
 
 class Loop(Strict):

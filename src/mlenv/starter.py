@@ -42,6 +42,8 @@ loop:
   #    model: tickets           # the registered model; the model server serves its production version
   #    every: 20                # new annotation events that make a version and a run,
   #    after_seconds: 600       # or this long after the first waiting one
+  #    assist: true             # Label Studio shows the production model's suggestions (the service is its ML
+  #    control_percent: 50      # backend), except on this share of the tasks: the control group
   # runner: systemd      # where runs train: systemd (a unit on the service host) | gitlab (the training project's
   #                      # pipeline, the default on profile cloud with a gitlab section)
   holdout_percent: 20     # tasks held out for the gate, the same in every version

@@ -235,6 +235,11 @@ class DatasetStore:
                     found[name.removesuffix(".json")] = str(pointer["version"])
         return dict(sorted(found.items()))
 
+    def tagged(self, dataset: str, tag: str) -> str | None:
+        """The version a tag points at; None when there is no such tag."""
+        pointer = self._read_json(f"{check_name(dataset)}/tags/{check_tag(tag)}.json")
+        return str(pointer["version"]) if pointer is not None else None
+
     def resolve(self, dataset: str, ref: str | None = None) -> dict[str, Any]:
         """The manifest that `ref` names: a tag, a version id or its unique start; none: the newest version."""
         versions = self.versions(dataset)

@@ -50,13 +50,17 @@ class LabelStudio:
         return tasks
 
     def projects(self) -> list[dict[str, Any]]:
-        """Every project's id and title (all pages)."""
+        """Every project's id and title, and how it shows predictions (all pages)."""
         found: list[dict[str, Any]] = []
         page = 1
         while True:
             answer = self._call("GET", f"projects?page={page}&page_size=100")
             results = answer.get("results", []) if isinstance(answer, dict) else answer
-            found += [{"id": project["id"], "title": project.get("title") or ""} for project in results]
+            found += [
+                {"id": project["id"], "title": project.get("title") or "",
+                 **{key: project[key] for key in ("model_version", "show_collab_predictions") if key in project}}
+                for project in results
+            ]  # fmt: skip
             if not isinstance(answer, dict) or not answer.get("next"):
                 return found
             page += 1
@@ -73,3 +77,22 @@ class LabelStudio:
 
     def update_webhook(self, webhook_id: int, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("PATCH", f"webhooks/{webhook_id}/", body)
+
+    def update_project(self, project_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PATCH", f"projects/{project_id}", body)
+
+    def ml_backends(self, project_id: int) -> list[dict[str, Any]]:
+        return list(self._call("GET", f"ml/?project={project_id}"))
+
+    def create_ml_backend(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Label Studio checks the backend's /health and /setup before it answers."""
+        return self._call("POST", "ml/", body)
+
+    def update_ml_backend(self, backend_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PATCH", f"ml/{backend_id}", body)
+
+    def delete_ml_backend(self, backend_id: int) -> None:
+        self._call("DELETE", f"ml/{backend_id}")
+
+    def set_task_meta(self, task_id: int, meta: dict[str, Any]) -> None:
+        self._call("PATCH", f"tasks/{task_id}", {"meta": meta})

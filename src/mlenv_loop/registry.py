@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import ssl
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -83,6 +86,53 @@ class Registry:
 
     def run(self, run_id: str) -> dict[str, Any]:
         return self._call("GET", "runs/get", {"run_id": run_id})["run"]
+
+    # Tracking: a run of mlenv's own (a report), its metrics and its files.
+    def experiment_id(self, name: str) -> str:
+        """The experiment of that name, made when missing."""
+        try:
+            return str(
+                self._call("GET", "experiments/get-by-name", {"experiment_name": name})["experiment"]["experiment_id"]
+            )
+        except RegistryError as err:
+            if err.status != 404 and "RESOURCE_DOES_NOT_EXIST" not in str(err):
+                raise
+        return str(self._call("POST", "experiments/create", body={"name": name})["experiment_id"])
+
+    def start_run(self, experiment_id: str, name: str, tags: dict[str, str]) -> dict[str, Any]:
+        body = {"experiment_id": experiment_id, "run_name": name, "start_time": int(time.time() * 1000),
+                "tags": [{"key": key, "value": value} for key, value in tags.items()]}  # fmt: skip
+        return self._call("POST", "runs/create", body=body)["run"]["info"]
+
+    def log_batch(self, run_id: str, metrics: dict[str, float], params: dict[str, str], step: int = 0) -> None:
+        stamp = int(time.time() * 1000)
+        body = {"run_id": run_id, "metrics": [{"key": key, "value": value, "timestamp": stamp, "step": step}
+                                              for key, value in metrics.items()],
+                "params": [{"key": key, "value": value} for key, value in params.items()]}  # fmt: skip
+        self._call("POST", "runs/log-batch", body=body)
+
+    def upload_artifact(self, run: dict[str, Any], name: str, content: bytes, content_type: str) -> None:
+        """Through the server's artifact proxy (--serve-artifacts), under the run's artifact root."""
+        root = str(run["artifact_uri"])
+        if not root.startswith("mlflow-artifacts:/"):
+            raise RegistryError(f"the run's artifacts go to {root}, not through MLflow's artifact proxy")
+        url = (
+            f"{self.url}/api/2.0/mlflow-artifacts/artifacts/{root.removeprefix('mlflow-artifacts:/').strip('/')}/{name}"
+        )
+        request = urllib.request.Request(url, data=content, method="PUT",  # noqa: S310 (MLflow's URL, checked)
+                                         headers={**self._headers, "Content-Type": content_type})  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=120, context=self._context):  # noqa: S310
+                pass
+        except (urllib.error.URLError, OSError) as err:
+            raise RegistryError(f"MLflow did not take the artifact {name}: {err}") from None
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self._call("POST", "runs/update", body={"run_id": run_id, "status": status,
+                                               "end_time": int(time.time() * 1000)})  # fmt: skip
+
+    def artifacts(self, run_id: str) -> list[str]:
+        return [found["path"] for found in self._call("GET", "artifacts/list", {"run_id": run_id}).get("files", [])]
 
 
 def rollback(registry: Registry, name: str) -> tuple[ModelVersion, ModelVersion]:

@@ -42,6 +42,10 @@ class Runs:
     def projects(self) -> list[dict[str, Any]]:
         return self._call("projects")["projects"]
 
+    def predictions(self, project_id: int) -> list[dict[str, Any]]:
+        """What the ML backend predicted for the project's tasks, shown or not, oldest first."""
+        return self._call(f"projects/{int(project_id)}/predictions")["predictions"]
+
     def get(self, run_id: str) -> dict[str, Any]:
         try:
             return self._call(f"runs/{self._checked(run_id)}")

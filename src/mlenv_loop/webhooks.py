@@ -31,10 +31,20 @@ def secret_matches(given: str | None, expected: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Labelled:
+    """One annotation as the webhook carries it, with its task's data: what live accuracy pairs."""
+
+    annotation_id: int
+    data: dict[str, Any]
+    result: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class AnnotationEvent:
     action: str
     project_id: int
     annotation_ids: tuple[int, ...]
+    labelled: tuple[Labelled, ...] = ()
 
 
 def _identifier(value: Any, what: str) -> int:
@@ -59,17 +69,23 @@ def parse(body: bytes) -> AnnotationEvent:
     if not isinstance(project, dict):
         raise BadPayload("the body has no project object")
     project_id = _identifier(project.get("id"), "project.id")
+    labelled: tuple[Labelled, ...] = ()
     if action in {"ANNOTATION_CREATED", "ANNOTATION_UPDATED"}:
         annotation = payload.get("annotation")
         if not isinstance(annotation, dict):
             raise BadPayload(f"{action} has no annotation object")
         ids = [_identifier(annotation.get("id"), "annotation.id")]
+        task = payload.get("task")
+        result = annotation.get("result")
+        human = not annotation.get("was_cancelled") and not annotation.get("ground_truth")
+        if human and isinstance(task, dict) and isinstance(task.get("data"), dict) and isinstance(result, list):
+            labelled = (Labelled(ids[0], task["data"], result),)
     else:
         annotations = payload.get("annotations")
         if not isinstance(annotations, list) or not annotations:
             raise BadPayload(f"{action} has no annotations list")
         ids = [_identifier(one.get("id") if isinstance(one, dict) else None, "annotations[].id") for one in annotations]
-    return AnnotationEvent(action=action, project_id=project_id, annotation_ids=tuple(ids))
+    return AnnotationEvent(action=action, project_id=project_id, annotation_ids=tuple(ids), labelled=labelled)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ pipeline and the Argo workflow all call it the same way.
     python train.py --dataset s3://datasets/<dataset>/versions/<version>/ --model-name tickets
     python train.py --dataset ./tickets@<version>/        # what `mlenv dataset pull` wrote
     python train.py --dataset data/sample.jsonl           # the labelled sample this project ships
+    python train.py --compare sets.json                   # `mlenv report labelling`: fit, predict, no MLflow
 
 Environment: MLFLOW_TRACKING_URI (and MLFLOW_TRACKING_USERNAME/PASSWORD); for s3:// datasets
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL_S3 (or MLFLOW_S3_ENDPOINT_URL).
@@ -195,7 +196,13 @@ def production_score(client: Any, name: str, dataset: Dataset, metric: str) -> t
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True, help="s3:// URI of a dataset version, a pulled folder, or a file")
+    parser.add_argument("--dataset", help="s3:// URI of a dataset version, a pulled folder, or a file")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help='fit one model per training set of this JSON file ({"train": {name: [[text, label], ...]}, "test": '
+        "[text, ...]}) and print each one's predictions for the test texts as JSON; nothing is logged",
+    )
     parser.add_argument("--model-name", default="tickets", help="registered model name [tickets]")
     parser.add_argument("--metric", choices=["f1_macro", "accuracy"], default="f1_macro")
     parser.add_argument("--margin", type=float, default=0.0, help="how much better than production [0.0]")
@@ -205,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--result-file", type=Path, help="also write the summary printed on stdout here (JSON)")
     args = parser.parse_args(argv)
+    if args.compare is not None:
+        return compare(args.compare)
+    if not args.dataset:
+        parser.error("give --dataset (or --compare)")
 
     try:
         dataset = load(args.dataset)
@@ -217,6 +228,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train.py: {err}", file=sys.stderr)
         return 1
     return train_and_register(dataset, args)
+
+
+def compare(path: Path) -> int:
+    """The same model fitted on each training set; each one's predictions for the same test texts."""
+    import pandas as pd
+
+    sets = json.loads(path.read_text())
+    test = pd.DataFrame({TEXT_FIELD: list(sets["test"])})
+    predictions = {}
+    for name, pairs in sorted(sets["train"].items()):
+        if len({label for _, label in pairs}) < 2:
+            print(f"train.py: training set {name!r} has fewer than two labels", file=sys.stderr)
+            return 1
+        model = build_model().fit(pd.DataFrame({TEXT_FIELD: [text for text, _ in pairs]}), [lab for _, lab in pairs])
+        predictions[name] = [str(label) for label in model.predict(test)]
+    print(json.dumps({"predictions": predictions}))
+    return 0
 
 
 def train_and_register(dataset: Dataset, args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from mlenv.clients import names_resolve_to
 from tests.helpers.command_lines import CommandLineSampler
 
 HOST = "mlenv-e2e"
-# The trigger service's projects (tests/e2e/test_loop_service.py makes them in Label Studio).
+# The trigger service's projects (the e2e tests make them in Label Studio).
 LOOP_PROJECTS = [
     {
         "title": "tickets loop e2e",
@@ -39,6 +39,17 @@ LOOP_PROJECTS = [
         "model": "tickets-loop",
         "every": 3,
         "after_seconds": 3600,
+    },
+    # Model-assisted labelling (tests/e2e/test_assisted_labelling.py): trained when Label Studio asks,
+    # when production's live accuracy drops below 0.95, and when a version is tagged stable.
+    {
+        "title": "tickets assisted e2e",
+        "dataset": "tickets-assisted",
+        "model": "tickets-assisted",
+        "every": 100_000,
+        "after_seconds": 7 * 86_400,
+        "retrain_below": 0.95,
+        "live_window": 50,
     },
 ]
 HTTPS_PORT = 18443

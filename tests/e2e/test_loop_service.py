@@ -22,7 +22,7 @@ from tests.e2e.conftest import HOST, LOOP_PROJECTS, Stack
 from tests.e2e.labelling import Project
 
 # The stack's mlenv.yaml lists both projects under loop.projects.
-TITLE, FAILING_TITLE = (project["title"] for project in LOOP_PROJECTS)
+TITLE, FAILING_TITLE = (project["title"] for project in LOOP_PROJECTS[:2])
 MODEL = DATASET = LOOP_PROJECTS[0]["model"]
 EVERY = LOOP_PROJECTS[0]["every"]
 RUN_TIMEOUT_S = 300
@@ -243,8 +243,8 @@ def test_a_run_that_fails_is_recorded_and_production_stays(stack, project, first
 FOLLOW_TIMEOUT_S = 90
 
 
-def served_version(stack: Stack) -> str | None:
-    status, answer = request(stack, stack.url("models", f"/v2/models/{MODEL}"), headers=models_auth(stack))
+def served_version(stack: Stack, model: str = MODEL) -> str | None:
+    status, answer = request(stack, stack.url("models", f"/v2/models/{model}"), headers=models_auth(stack))
     return (answer.get("versions") or [None])[0] if status == 200 else None
 
 
@@ -253,17 +253,18 @@ def models_auth(stack: Stack) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
 
 
-def wait_served(stack: Stack, version: str) -> float:
+def wait_served(stack: Stack, version: str, model: str = MODEL) -> float:
     started = time.monotonic()
     while time.monotonic() - started < FOLLOW_TIMEOUT_S:
-        if served_version(stack) == version:
+        if served_version(stack, model) == version:
             return time.monotonic() - started
         time.sleep(1)
-    raise AssertionError(f"{MODEL} version {version} not served within {FOLLOW_TIMEOUT_S} s ({served_version(stack)})")
+    raise AssertionError(f"{model} version {version} not served within {FOLLOW_TIMEOUT_S} s "
+                         f"({served_version(stack, model)})")  # fmt: skip
 
 
-def production_version(stack: Stack) -> str:
-    status, found = mlflow_api(stack, f"registered-models/alias?name={MODEL}&alias=production")
+def production_version(stack: Stack, model: str = MODEL) -> str:
+    status, found = mlflow_api(stack, f"registered-models/alias?name={model}&alias=production")
     assert status == 200, found
     return found["model_version"]["version"]
 

@@ -251,6 +251,7 @@ def test_loop_projects_reach_the_trigger_service_and_the_model_server() -> None:
     found = config.ansible_vars()
     assert found["ml_loop_projects"][0] == {
         "title": "Support tickets", "dataset": "tickets", "model": "tickets", "every": 5, "after_seconds": 600,
+        "assist": True, "control_percent": 50, "retrain_every_hours": 0, "retrain_below": None, "live_window": 50,
     }  # fmt: skip
     assert found["ml_loop_margin"] == 0.02 and found["ml_loop_holdout_percent"] == 20
     # One model trained from two projects is served once, following production.

@@ -18,7 +18,7 @@ LAYERS = [
     {"errors", "files", "paths", "rules", "accelerators", "reporting", "lock", "__init__"},
     {"config"},
     {"outputs", "clients", "inputs", "settings", "hostimage", "localhost", "preflight", "health", "handover", "starter"}
-    | {"runners"},
+    | {"runners", "training_env", "report_page"},
     {"infra"},
     {"profiles"},
     {"app"},

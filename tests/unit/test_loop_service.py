@@ -279,7 +279,7 @@ def test_the_service_keeps_its_webhook_on_the_projects_it_trains_from_and_on_no_
     )
     found = tasks.Context(config, store=None, label_studio=label_studio, datasets=None, runner=None)  # type: ignore[arg-type]
     connected = tasks.connect_projects(found)
-    assert connected == [(1, "Tickets", 13)]
+    assert connected == [{"id": 1, "title": "Tickets", "webhook_id": 13}]
     assert label_studio.calls == [("create", 1), ("delete", 10), ("delete", 11)]
     assert {hook["project"] for hook in label_studio.hooks.values()} == {1, 4}
     label_studio.calls.clear()

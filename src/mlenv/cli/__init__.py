@@ -49,10 +49,11 @@ from mlenv.cli.down import down  # noqa: E402
 from mlenv.cli.init import init  # noqa: E402
 from mlenv.cli.model import lineage, model  # noqa: E402
 from mlenv.cli.plan import plan  # noqa: E402
+from mlenv.cli.report import report  # noqa: E402
 from mlenv.cli.runs import runs  # noqa: E402
 from mlenv.cli.status import status  # noqa: E402
 from mlenv.cli.up import up  # noqa: E402
 from mlenv.cli.version import version  # noqa: E402
 
-for command in (init, plan, up, status, credentials, down, dataset, model, lineage, runs, version):
+for command in (init, plan, up, status, credentials, down, dataset, model, lineage, runs, report, version):
     main.add_command(command)

@@ -25,6 +25,10 @@ SECRETS = {
 }
 GITLAB_TOKEN_ENV = "MLENV_LOOP_GITLAB_TRIGGER_TOKEN"  # noqa: S105 (a variable's name)
 KUBERNETES_TOKEN_ENV = "MLENV_LOOP_KUBERNETES_TOKEN"  # noqa: S105 (a variable's name)
+MODEL_SERVER_PASSWORD_ENV = "MLENV_LOOP_MODEL_SERVER_PASSWORD"  # noqa: S105 (a variable's name)
+MLFLOW_PASSWORD_ENV = "MLENV_LOOP_MLFLOW_PASSWORD"  # noqa: S105 (a variable's name)
+# Label Studio logs in to the service's ML backend with this name and the webhook secret.
+ML_BACKEND_USER = "label-studio"
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 UNIT_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 GITLAB_PROJECT = re.compile(r"^([0-9]+|[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+)$")
@@ -43,6 +47,33 @@ class LoopProject:
     model: str
     every: int
     after_seconds: int
+    # Model-assisted labelling: the service is the project's ML backend, and this share of the
+    # tasks (percent) never gets a suggestion.
+    assist: bool = True
+    control_percent: int = 50
+    # Triggers beside the annotation count (the tag `stable` always is one): a schedule (hours,
+    # 0 off) and the production model's live accuracy below a share over its latest pairs.
+    retrain_every_hours: int = 0
+    retrain_below: float | None = None
+    live_window: int = 50
+
+
+@dataclass(frozen=True)
+class MlflowSettings:
+    """MLflow as the service logs the live accuracy on the model versions' runs."""
+
+    url: str
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class ModelServerSettings:
+    """Where the service's ML backend gets the production model's predictions."""
+
+    url: str
+    username: str
+    password: str
 
 
 @dataclass(frozen=True)
@@ -87,6 +118,9 @@ class ServiceConfig:
     quiet_seconds: int
     projects: tuple[LoopProject, ...]
     runner: SystemdRunner | GitLabRunner | ArgoRunner
+    ml_backend_url: str
+    model_server: ModelServerSettings
+    mlflow: MlflowSettings
     database_url: str
     webhook_secret: str
     api_token: str
@@ -112,6 +146,40 @@ def _whole(value: Any, key: str, low: int, high: int, problems: list[str]) -> in
     return value
 
 
+def _flag(value: Any, key: str, problems: list[str]) -> bool:
+    if not isinstance(value, bool):
+        problems.append(f"{key}: {value!r} must be true or false")
+        return False
+    return value
+
+
+def _share(value: Any, key: str, problems: list[str]) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        problems.append(f"{key}: {value!r} must be a share between 0 and 1 (or left out)")
+        return None
+    return float(value)
+
+
+def _mlflow(found: Any, environ: dict[str, str], problems: list[str]) -> MlflowSettings:
+    found = found if isinstance(found, dict) else {}
+    return MlflowSettings(
+        url=_url(found.get("url", "http://127.0.0.1:5000"), "mlflow.url", problems),
+        username=str(found.get("username") or ""),
+        password=environ.get(MLFLOW_PASSWORD_ENV, ""),
+    )
+
+
+def _model_server(found: Any, environ: dict[str, str], problems: list[str]) -> ModelServerSettings:
+    found = found if isinstance(found, dict) else {}
+    return ModelServerSettings(
+        url=_url(found.get("url", "http://127.0.0.1:8090"), "model_server.url", problems),
+        username=str(found.get("username") or ""),
+        password=environ.get(MODEL_SERVER_PASSWORD_ENV, ""),
+    )
+
+
 def _projects(found: Any, problems: list[str]) -> tuple[LoopProject, ...]:
     if not isinstance(found, list):
         problems.append("projects: must be a list")
@@ -134,6 +202,13 @@ def _projects(found: Any, problems: list[str]) -> tuple[LoopProject, ...]:
                 model=str(item["model"]),
                 every=_whole(item.get("every", 20), f"{key}.every", 1, 100_000, problems),
                 after_seconds=_whole(item.get("after_seconds", 600), f"{key}.after_seconds", 1, 7 * 86_400, problems),
+                assist=_flag(item.get("assist", True), f"{key}.assist", problems),
+                control_percent=_whole(item.get("control_percent", 50), f"{key}.control_percent", 0, 100, problems),
+                retrain_every_hours=_whole(
+                    item.get("retrain_every_hours", 0), f"{key}.retrain_every_hours", 0, 24 * 365, problems
+                ),
+                retrain_below=_share(item.get("retrain_below"), f"{key}.retrain_below", problems),
+                live_window=_whole(item.get("live_window", 50), f"{key}.live_window", 1, 100_000, problems),
             )
         )
     titles = [project.title for project in projects]
@@ -201,6 +276,9 @@ def parse(settings: Any, environ: dict[str, str]) -> ServiceConfig:
         quiet_seconds=_whole(settings.get("quiet_seconds", 5), "quiet_seconds", 0, 3600, problems),
         projects=_projects(settings.get("projects", []), problems),
         runner=_runner(settings.get("runner"), environ, problems),
+        ml_backend_url=_url(settings.get("ml_backend_url", "http://127.0.0.1:8095/ml"), "ml_backend_url", problems),
+        model_server=_model_server(settings.get("model_server"), environ, problems),
+        mlflow=_mlflow(settings.get("mlflow"), environ, problems),
         **secrets,
     )
     if problems:

@@ -47,6 +47,38 @@ CREATE TABLE IF NOT EXISTS mlenv_loop_runs (
     finished_at timestamptz,
     UNIQUE (dataset, version, model)
 );
+CREATE TABLE IF NOT EXISTS mlenv_loop_predictions (
+    id bigserial PRIMARY KEY,
+    request_id text NOT NULL,
+    project_id integer NOT NULL,
+    task_id integer NOT NULL,
+    input_ref text NOT NULL,
+    model text NOT NULL,
+    model_version text NOT NULL,
+    label text NOT NULL,
+    shown boolean NOT NULL,
+    made_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS mlenv_loop_predictions_item ON mlenv_loop_predictions (project_id, input_ref);
+CREATE TABLE IF NOT EXISTS mlenv_loop_live_pairs (
+    annotation_id integer PRIMARY KEY,
+    project_id integer NOT NULL,
+    prediction_id bigint NOT NULL REFERENCES mlenv_loop_predictions (id),
+    model text NOT NULL,
+    model_version text NOT NULL,
+    correct boolean NOT NULL,
+    shown boolean NOT NULL,
+    paired_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS mlenv_loop_triggers (
+    id bigserial PRIMARY KEY,
+    project_id integer NOT NULL,
+    kind text NOT NULL,
+    subject text NOT NULL,
+    reason text NOT NULL,
+    fired_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (project_id, kind, subject)
+);
 """
 STATES = ("queued", "running", "succeeded", "failed")
 FINISHED = ("succeeded", "failed")
@@ -130,6 +162,72 @@ class Store:
             job_id, project_id, job_id,
         )  # fmt: skip
         return len(found)
+
+    # Predictions the ML backend made (shown to the annotator or not)
+    async def add_predictions(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        columns = ("request_id", "project_id", "task_id", "input_ref", "model", "model_version", "label", "shown")
+        async with self.pool.connection() as connection, connection.cursor() as cursor:
+            await cursor.executemany(
+                f"INSERT INTO mlenv_loop_predictions ({', '.join(columns)}) "  # noqa: S608 (the names above)
+                f"VALUES ({', '.join(['%s'] * len(columns))})",
+                [tuple(row[column] for column in columns) for row in rows],
+            )
+
+    async def predictions(self, project_id: int) -> list[dict[str, Any]]:
+        return await self._all("SELECT * FROM mlenv_loop_predictions WHERE project_id = %s ORDER BY id", project_id)
+
+    # Live accuracy: a human label paired with the prediction made for the same input before it
+    async def pair_label(self, project_id: int, annotation_id: int, input_ref: str, label: str) -> bool:
+        """Pairs the label with the latest prediction for its input (a changed label replaces its
+        pair); False when no prediction was made for that input."""
+        found = await self._one(
+            "INSERT INTO mlenv_loop_live_pairs (annotation_id, project_id, prediction_id, model, model_version, "
+            "correct, shown) SELECT %s, project_id, id, model, model_version, label = %s, shown "
+            "FROM mlenv_loop_predictions WHERE project_id = %s AND input_ref = %s ORDER BY id DESC LIMIT 1 "
+            "ON CONFLICT (annotation_id) DO UPDATE SET prediction_id = EXCLUDED.prediction_id, "
+            "model_version = EXCLUDED.model_version, correct = EXCLUDED.correct, shown = EXCLUDED.shown, "
+            "paired_at = now() RETURNING annotation_id",
+            annotation_id, label, project_id, input_ref,
+        )  # fmt: skip
+        return found is not None
+
+    async def live_accuracy(self, project_id: int, window: int) -> list[dict[str, Any]]:
+        """Per model version: its pairs and correct ones, those the annotator was not shown (no
+        anchoring), and the accuracy over its latest `window` pairs (unshown ones when it has
+        enough of them); newest version first."""
+        return await self._all(
+            "WITH ranked AS (SELECT *, row_number() OVER (PARTITION BY model_version, shown "
+            "ORDER BY paired_at DESC) AS age, row_number() OVER (PARTITION BY model_version "
+            "ORDER BY paired_at DESC) AS age_all FROM mlenv_loop_live_pairs WHERE project_id = %s) "
+            "SELECT model, model_version, count(*) AS pairs, count(*) FILTER (WHERE correct) AS correct, "
+            "count(*) FILTER (WHERE NOT shown) AS unshown, "
+            "count(*) FILTER (WHERE NOT shown AND correct) AS unshown_correct, "
+            "count(*) FILTER (WHERE NOT shown AND age <= %s) AS window_unshown, "
+            "count(*) FILTER (WHERE NOT shown AND age <= %s AND correct) AS window_unshown_correct, "
+            "count(*) FILTER (WHERE age_all <= %s) AS window_all, "
+            "count(*) FILTER (WHERE age_all <= %s AND correct) AS window_all_correct, "
+            "max(paired_at) AS latest FROM ranked GROUP BY model, model_version "
+            "ORDER BY max(prediction_id) DESC",
+            project_id, window, window, window, window,
+        )  # fmt: skip
+
+    # Triggers beside the annotation count: each fires once for its subject
+    async def fire_once(self, project_id: int, kind: str, subject: str, reason: str) -> bool:
+        found = await self._one(
+            "INSERT INTO mlenv_loop_triggers (project_id, kind, subject, reason) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (project_id, kind, subject) DO NOTHING RETURNING id",
+            project_id, kind, subject, reason,
+        )  # fmt: skip
+        return found is not None
+
+    async def triggers(self, project_id: int) -> list[dict[str, Any]]:
+        return await self._all("SELECT * FROM mlenv_loop_triggers WHERE project_id = %s ORDER BY id", project_id)
+
+    async def project_id_titled(self, title: str) -> int | None:
+        found = await self._one("SELECT project_id FROM mlenv_loop_projects WHERE title = %s", title)
+        return found["project_id"] if found else None
 
     # Runs
     async def add_run(self, *, dataset: str, version: str, model: str, project_id: int, annotations: int,

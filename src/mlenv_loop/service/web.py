@@ -1,4 +1,5 @@
-"""The service's HTTP side: Label Studio's webhooks in, the runs out (for `mlenv runs`), health.
+"""The service's HTTP side: Label Studio's webhooks in, the runs out (for `mlenv runs`), health,
+and (under /ml, see ml_backend) Label Studio's ML backend.
 
 A webhook is checked (secret, then body, then project) before anything is stored: a wrong
 secret is 401, a body that is not an annotation event 400, a project the service does not train
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from mlenv_loop.service import tasks
+from mlenv_loop.service import ml_backend, tasks
 from mlenv_loop.service.runners import RunnerError
 from mlenv_loop.webhooks import MAX_BODY_BYTES, SECRET_HEADER, BadPayload, parse, secret_matches
 
@@ -48,6 +49,8 @@ async def label_studio_webhook(request: Request) -> Response:
     if loop_project is None:
         return refuse(404, f"Label Studio project {event.project_id} is not one this service trains from")
     waiting = await found.store.add_event(event.project_id, event.action, event.annotation_ids)
+    if event.labelled:
+        await tasks.pair_labels(event.project_id, event.labelled)
     reason = await tasks.due(event.project_id, loop_project)
     queued = await tasks.defer_snapshot(event.project_id, reason) if reason else False
     return JSONResponse({"accepted": event.action, "waiting": waiting.count, "snapshot_queued": queued}, 202)
@@ -59,8 +62,12 @@ def authorized(request: Request) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+def jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in row.items()}
+
+
 def public(run: dict[str, Any]) -> dict[str, Any]:
-    shown = {key: value.isoformat() if isinstance(value, datetime) else value for key, value in run.items()}
+    shown = jsonable(run)
     shown["log"] = tasks.context().runner.log_location(run)
     return shown
 
@@ -95,6 +102,17 @@ async def projects(request: Request) -> Response:
     return JSONResponse({"projects": found})
 
 
+async def project_predictions(request: Request) -> Response:
+    if not authorized(request):
+        return refuse(401, "give the service's API token as a Bearer token")
+    try:
+        project_id = int(request.path_params["project_id"])
+    except ValueError:
+        return refuse(404, f"no project {request.path_params['project_id']}")
+    found = await tasks.context().store.predictions(project_id)
+    return JSONResponse({"predictions": [jsonable(row) for row in found]})
+
+
 def public_project(project: dict[str, Any]) -> dict[str, Any]:
     loop_project = tasks.context().config.project_titled(project["title"])
     return {
@@ -115,5 +133,7 @@ def application() -> Starlette:
             Route("/api/runs/{run_id}", one_run),
             Route("/api/runs/{run_id}/log", one_run),
             Route("/api/projects", projects),
+            Route("/api/projects/{project_id}/predictions", project_predictions),
+            *ml_backend.ROUTES,
         ]
     )
