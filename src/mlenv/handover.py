@@ -101,6 +101,9 @@ def platform_defaults(config: MlenvConfig, state: Path) -> dict[str, Any]:
         "argo_workflows_mlflow_tracking_uri": f"https://mlflow.{config.tls.domain}",
         "kserve_mlflow_tracking_uri": f"https://mlflow.{config.tls.domain}",
     }
+    if config.loop.projects:
+        # What the inference gateway answers goes to the trigger service: live accuracy from human labels.
+        found["kserve_gateway_prediction_log_url"] = f"https://loop.{config.tls.domain}/api/predictions"
     if config.tls.certificate is None:
         # mlenv's own CA signed the proxy's certificate: the pods must trust it too.
         ca = str(state / "secrets" / "ca" / "ca.crt")

@@ -19,6 +19,7 @@ import random
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from mlenv_loop import assist
@@ -53,11 +54,14 @@ def items(
     control_percent: int,
     text_key: str,
 ) -> list[Item]:
-    """The group a task was recorded in (its meta), else the one its data gives; the latest
-    logged prediction for the same input is the model's suggestion."""
-    suggested: dict[str, str] = {}
+    """The group a task was recorded in (its meta), else the one its data gives; the model's
+    suggestion is the latest prediction logged for the same input before the first person's label
+    (a prediction made after it suggested nothing to them)."""
+    suggested: dict[str, list[tuple[datetime | None, str]]] = {}
     for prediction in sorted(logged, key=lambda found: (str(found.get("made_at")), found.get("id", 0))):
-        suggested[prediction["input_ref"]] = prediction["label"]
+        suggested.setdefault(prediction["input_ref"], []).append(
+            (_moment(prediction.get("made_at")), prediction["label"])
+        )
     found = []
     for task in sorted(tasks, key=lambda one: int(one["id"])):
         data = task.get("data") or {}
@@ -78,10 +82,26 @@ def items(
                 label=first[0] if first else None,
                 lead_time=float(people[0]["lead_time"]) if people and people[0].get("lead_time") is not None else None,
                 gold=gold[0] if gold else None,
-                suggestion=suggested.get(reference),
+                suggestion=_before(
+                    suggested.get(reference, []), _moment(people[0].get("created_at")) if people else None
+                ),
             )
         )
     return found
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        found = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
+def _before(made: list[tuple[datetime | None, str]], labelled_at: datetime | None) -> str | None:
+    """The latest label predicted before `labelled_at` (any, when either time is unknown)."""
+    earlier = [label for at, label in made if labelled_at is None or at is None or at <= labelled_at]
+    return earlier[-1] if earlier else None
 
 
 def share(hits: int, total: int) -> float | None:

@@ -6,17 +6,27 @@ for the same data after a restart of the service and a re-import; every predicti
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import statistics
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.clients import label_studio, mlflow_api
+from tests.e2e.clients import label_studio, mlflow_api, request
 from tests.e2e.conftest import LOOP_PROJECTS, Stack
 from tests.e2e.labelling import SAMPLE, Project
-from tests.e2e.test_loop_service import connected, production_version, psql, service, wait_for_runs, wait_served
+from tests.e2e.test_loop_service import (
+    connected,
+    models_auth,
+    production_version,
+    psql,
+    service,
+    wait_for_runs,
+    wait_served,
+)
 
 ASSISTED = LOOP_PROJECTS[2]
 CONTROL_PERCENT = 50
@@ -192,6 +202,38 @@ def test_an_annotator_opening_a_task_gets_its_suggestion(stack, project, suggest
                     [round(statistics.median(seconds) * 1000), round(cut[18] * 1000)])  # fmt: skip
 
 
+def test_predictions_served_through_the_proxy_are_logged_and_paired_with_the_label(stack, project, trained):
+    """A caller of the models site (the proxy → the inference gateway → MLServer) is answered, the gateway
+    logs the answer for the trigger service, and a human label of the same text later pairs with it."""
+    text = "the invoice total is wrong after the refund (served)"
+    body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [text]}]}
+    status, answer = request(stack, stack.url("models", f"/v2/models/{ASSISTED['model']}/infer"), method="POST",
+                             body=body, headers=models_auth(stack))  # fmt: skip
+    assert status == 200, answer
+    served = answer["outputs"][0]["data"][0]
+    reference = hashlib.sha256(json.dumps({"text": text}).encode()).hexdigest()
+    query = f"SELECT id, label, model_version FROM mlenv_loop_predictions WHERE input_ref = '{reference}'"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not psql(query):
+        time.sleep(1)
+    prediction_id, label, version = psql(query).split("|")
+    assert label == served and version == trained["result"]["version"]
+    assert (
+        psql(f"SELECT project_id IS NULL AND NOT shown FROM mlenv_loop_predictions WHERE id = {prediction_id}") == "t"
+    )
+    status, _ = label_studio(stack, "POST", f"projects/{project.id}/import", [{"text": text}])
+    assert status == 201
+    (task,) = [task for task in every_task(stack, project) if task["data"]["text"] == text]
+    result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["billing"]}}]
+    status, annotation = label_studio(stack, "POST", f"tasks/{task['id']}/annotations", {"result": result})
+    assert status == 201
+    pair = f"SELECT prediction_id, correct FROM mlenv_loop_live_pairs WHERE annotation_id = {annotation['id']}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not psql(pair):
+        time.sleep(1)
+    assert psql(pair) == f"{prediction_id}|{'t' if served == 'billing' else 'f'}"
+
+
 def true_label(text: str) -> str:
     return {row["text"]: row["label"] for row in SAMPLE}[text.split(" (asked again")[0]]
 
@@ -229,8 +271,10 @@ def test_the_report_compares_the_groups_labels(experiment):
     assisted, control = experiment["groups"]["assisted"], experiment["groups"]["control"]
     assert assisted["tasks"] + control["tasks"] == assisted["annotations"] + control["annotations"]
     assert assisted["lead_time_median_s"] == 4.0 and control["lead_time_median_s"] == 11.0
-    # The assisted group took every suggestion; the control group's labels agree only where the model is right.
-    assert assisted["agreement_with_suggestion"] == 1.0 and assisted["with_suggestion"] == assisted["annotations"]
+    # The assisted group took every suggestion (its first 40 labels came before any model: no suggestion
+    # then); the control group's labels agree only where the model is right.
+    assert assisted["agreement_with_suggestion"] == 1.0
+    assert assisted["annotations"] - 40 <= assisted["with_suggestion"] < assisted["annotations"]
     assert control["agreement_with_suggestion"] < 1.0 and control["with_suggestion"] > 0
     assert control["agreement_with_gold"] == 1.0 > assisted["agreement_with_gold"]
     assert assisted["with_gold"] + control["with_gold"] == experiment["gold_given"]
@@ -269,7 +313,9 @@ def test_a_drop_in_live_accuracy_fires_exactly_one_retrain(stack, project, train
     fired = [run for run in runs if run["trigger"].startswith("live accuracy of")]
     assert len(fired) == 1, runs
     assert fired[0]["trigger"].startswith(f"live accuracy of {ASSISTED['model']} v{version} 0.")
-    assert "< 0.95 over its latest 50 labelled predictions (not shown to the annotators)" in fired[0]["trigger"]
+    # Over the unshown ones once 50 of them are paired, over all of them before.
+    assert re.search(r"< 0\.95 over its latest 50 labelled predictions \((not shown to the annotators|shown or not)\)$",
+                     fired[0]["trigger"]), fired[0]["trigger"]  # fmt: skip
     assert fired[0]["state"] == "succeeded", fired[0]
     assert psql(f"SELECT count(*) FROM mlenv_loop_triggers WHERE project_id = {project.id} "
                 "AND kind = 'live_accuracy'") == "1"  # fmt: skip
@@ -297,3 +343,14 @@ def test_a_version_tagged_stable_trains_once(stack, project, experiment):
     assert len(fired) == 1 and fired[0]["version"] == version and fired[0]["state"] == "succeeded", runs
     time.sleep(12)  # two more ticks: the tag does not fire again
     assert len(wait_for_runs(stack, project, len(before) + 1)) == len(before) + 1
+
+
+@pytest.mark.parametrize(
+    ("project_title", "message"),
+    [("tickets, no experiment", "is not in loop.projects of mlenv.yaml"), (None, "Label Studio has no projects/")],
+)
+def test_a_report_of_a_project_outside_the_experiment_is_a_clear_error(stack, project_title, message):
+    project_id = Project(stack, project_title).id if project_title else 999_999
+    done = stack.mlenv("report", "labelling", str(project_id))
+    assert done.returncode != 0 and message in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr

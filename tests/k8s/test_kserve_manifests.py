@@ -22,6 +22,7 @@ pytestmark = pytest.mark.skipif(crd_dir() is None, reason="no CRD schemas (MLENV
 
 GATEWAY_PASSWORD = "example-gateway-password-0123"
 GATEWAY_PY = ROLES_DIR / "kserve/files/gateway.py"
+LOG_TOKEN = "example-prediction-log-token-0123456789"
 MODELS = [
     {"name": "iris-gpu", "storage_uri": "s3://mlflow/1/abc/artifacts/model", "pool": "t4"},
     {"name": "iris", "storage_uri": "s3://mlflow/1/def/artifacts/model"},
@@ -44,6 +45,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str])
         kserve_s3_secret_key="example-secret", kserve_gpu_pools=[{"name": "t4"}], kserve_models=MODELS,
         kserve_mlflow_tracking_uri="https://mlflow.ml.example.com", kserve_mlflow_password="example-password",
         kserve_gateway_password=GATEWAY_PASSWORD,
+        kserve_gateway_prediction_log_url="https://loop.ml.example.com/api/predictions",
+        kserve_gateway_prediction_log_token=LOG_TOKEN,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
     rendered_output.append(result.stdout)
@@ -57,7 +60,7 @@ def test_no_secret_shows_in_the_output_of_a_diff_run(rendered: list[dict]) -> No
     secrets = [d for d in rendered if d["kind"] == "Secret"]
     assert secrets and "example-secret" in str(secrets) and "example-password" in str(secrets)
     assert "example-secret" not in rendered_output[0] and "example-password" not in rendered_output[0]
-    assert GATEWAY_PASSWORD not in rendered_output[0]
+    assert GATEWAY_PASSWORD not in rendered_output[0] and LOG_TOKEN not in rendered_output[0]
 
 
 def test_the_gateway_runs_the_shipped_script_and_keeps_only_a_hash_of_its_password(rendered: list[dict]) -> None:
@@ -79,6 +82,20 @@ def test_the_gateway_runs_the_shipped_script_and_keeps_only_a_hash_of_its_passwo
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     service = named(rendered, "Service")["mlenv-inference-gateway"]
     assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
+
+
+def test_the_gateway_logs_what_it_answers_to_the_trigger_service_trusting_the_platforms_ca(rendered) -> None:
+    settings = json.loads(named(rendered, "ConfigMap")["mlenv-inference-gateway"]["data"]["settings.json"])
+    assert settings["prediction_log"] == {"url": "https://loop.ml.example.com/api/predictions",
+                                          "token_file": "/etc/mlenv-gateway/credentials/prediction_log_token",
+                                          "ca_file": "/etc/mlenv/ca/cabundle.crt"}  # fmt: skip
+    secret = named(rendered, "Secret")["mlenv-inference-gateway"]
+    assert secret["stringData"]["prediction_log_token"] == LOG_TOKEN
+    pod = named(rendered, "Deployment")["mlenv-inference-gateway"]["spec"]["template"]["spec"]
+    mounts = {mount["name"]: mount["mountPath"] for mount in pod["containers"][0]["volumeMounts"]}
+    assert (
+        mounts["ca"] == "/etc/mlenv/ca" and {"name": "ca", "configMap": {"name": "mlenv-platform-ca"}} in pod["volumes"]
+    )
 
 
 def named(rendered: list[dict], kind: str) -> dict[str, dict]:

@@ -163,6 +163,10 @@ def test_pods_reach_the_platform_by_its_public_names_trusting_its_ca(tmp_path: P
     assert generated["argo_workflows_mlflow_tracking_uri"] == generated["kserve_mlflow_tracking_uri"]
     assert generated["kserve_mlflow_tracking_uri"] == "https://mlflow.ml.example.com"
     assert generated["argo_workflows_s3_ca_file"] == str(tmp_path / "secrets/ca/ca.crt")
+    # With projects in the loop, what the gateway answers goes to the trigger service for the live accuracy.
+    assert "kserve_gateway_prediction_log_url" not in generated
+    looped = cloud.platform_defaults(cloud_config(tmp_path, LOOP), tmp_path)
+    assert looped["kserve_gateway_prediction_log_url"] == "https://loop.ml.example.com/api/predictions"
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
     cert.write_text("x")
     key.write_text("x")

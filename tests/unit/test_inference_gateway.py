@@ -1,6 +1,7 @@
 """The kserve role's inference gateway (files/gateway.py), run for real on loopback in front of a
 stand-in predictor: what it lets through (with credentials, unchanged, without them) and what it
-refuses, and that the predictor never sees the caller's credentials."""
+refuses, that the predictor never sees the caller's credentials, and that answered predictions go to
+the prediction log (the trigger service's reference of each input) without the caller waiting."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
+from mlenv_loop import assist
 from tests.conftest import ROLES_DIR
 
 GATEWAY = ROLES_DIR / "kserve/files/gateway.py"
@@ -66,14 +68,14 @@ def predictor() -> Iterator[int]:
     server.shutdown()
 
 
-def start_gateway(folder: Path, upstream: str) -> tuple[subprocess.Popen, int]:
+def start_gateway(folder: Path, upstream: str, **extra: Any) -> tuple[subprocess.Popen, int]:
     port = free_port()
     credentials = folder / "credentials.json"
     credentials.write_text(json.dumps({"users": {"mlenv": hashlib.sha256(f"mlenv:{PASSWORD}".encode()).hexdigest()}}))
     settings = folder / "settings.json"
     settings.write_text(json.dumps({"namespace": "team", "port": port, "address": "127.0.0.1", "upstream": upstream,
                                     "credentials_file": str(credentials), "max_body_bytes": 1024,
-                                    "timeout_seconds": 5}))  # fmt: skip
+                                    "timeout_seconds": 5, **extra}))  # fmt: skip
     # Its log to a file: a pipe nobody reads would fill and stop it.
     log = folder / "gateway.log"
     with log.open("w") as out:
@@ -208,3 +210,111 @@ def test_a_gateway_without_users_does_not_start(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(GATEWAY), str(tmp_path / "settings.json")],
                             capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
     assert result.returncode != 0 and "names no user" in result.stderr
+
+
+class V2Predictor(BaseHTTPRequestHandler):
+    """An MLflow model as mlenv's MLServer serves it: every text is a bug; the answers carry no model
+    version, the model's metadata names the registry's (4) in `versions`."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        asked = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        rows = asked["inputs"][0]["data"]
+        self.answer({"model_name": "tickets", "id": "req-1", "outputs": [
+            {"name": "output-1", "datatype": "BYTES", "shape": [len(rows)], "data": ["bug"] * len(rows)}]})  # fmt: skip
+
+    def do_GET(self) -> None:
+        self.answer({"name": "tickets", "versions": ["4"], "platform": "mlflow"})
+
+    def answer(self, body: dict) -> None:
+        answer = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class LogEndpoint(BaseHTTPRequestHandler):
+    """The trigger service's POST /api/predictions, recording what it is sent."""
+
+    received: ClassVar[list[tuple[str, dict]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        LogEndpoint.received.append((self.headers.get("Authorization", ""), body))
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def serve(handler: type[BaseHTTPRequestHandler], port: int = 0) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_answered_predictions_reach_the_prediction_log_without_the_caller_waiting(tmp_path: Path) -> None:
+    predictor, log_port = serve(V2Predictor), free_port()
+    token = tmp_path / "token"
+    token.write_text("log-token\n")
+    process, port = start_gateway(tmp_path, f"http://127.0.0.1:{predictor.server_address[1]}", prediction_log={
+        "url": f"http://127.0.0.1:{log_port}/api/predictions", "token_file": str(token)})  # fmt: skip
+    LogEndpoint.received.clear()
+    texts = ["it crashes", "charged twice", "add dark mode"]
+    body = json.dumps({"inputs": [{"name": "text", "shape": [3], "datatype": "BYTES", "data": texts}]}).encode()
+    try:
+        # The trigger service is away: the caller is answered all the same.
+        started = time.monotonic()
+        status, _, answer = call(port, "POST", "/v2/models/tickets/infer", body=body)
+        assert status == 200 and json.loads(answer)["outputs"][0]["data"] == ["bug"] * 3
+        assert time.monotonic() - started < 1
+        time.sleep(1.5)
+        log = serve(LogEndpoint, log_port)  # back: what waited is sent
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not LogEndpoint.received:
+            time.sleep(0.2)
+        ((authorization, sent),) = LogEndpoint.received
+        assert authorization == "Bearer log-token"
+        assert sent["predictions"] == [
+            {"request_id": "req-1", "model": "tickets", "model_version": "4", "label": "bug",
+             "input_ref": assist.input_reference({"text": text})}
+            for text in texts
+        ]  # fmt: skip
+        # Not an inference (metadata), or not answered: nothing logged.
+        assert call(port, "GET", "/v2/models/tickets")[0] == 200
+        time.sleep(1.5)
+        assert len(LogEndpoint.received) == 1
+        log.shutdown()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        predictor.shutdown()
+
+
+def test_in_front_of_one_server_its_health_and_metadata_are_passed_on_too(predictor: int, tmp_path: Path) -> None:
+    """The single host's MLServer: `mlenv status` asks it /v2/health/live through the proxy and the gateway."""
+    process, port = start_gateway(tmp_path, f"http://127.0.0.1:{predictor}")
+    try:
+        for path in ("/v2/health/live", "/v2/health/ready", "/v2"):
+            status, _, answer = call(port, "GET", path)
+            assert status == 200 and json.loads(answer)["path"] == path
+        assert call(port, "GET", "/v2/health/live", password=None)[0] == 401
+        assert call(port, "GET", "/v2/health/other")[0] == 404
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    # In front of one predictor per model (KServe) there is no one server to ask.
+    process, port = start_gateway(tmp_path, "http://{model}-predictor.{namespace}.invalid")
+    try:
+        assert call(port, "GET", "/v2/health/live")[0] == 404 and call(port, "GET", "/v2")[0] == 404
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -34,7 +34,7 @@ def task(task_id: int, text: str, *, label: str | None = None, lead: float | Non
     return {"id": task_id, "data": {"text": text}, "meta": meta, "annotations": annotations}
 
 
-def test_items_take_the_recorded_group_the_first_persons_label_the_gold_and_the_latest_suggestion() -> None:
+def test_items_take_the_recorded_group_the_first_persons_label_the_gold_and_the_suggestion_before_it() -> None:
     tasks = [task(1, "a", label="bug", lead=4.0, gold="billing", group="control"), task(2, "b")]
     tasks[0]["annotations"].append({"id": 99, "result": result("feature")})  # a second person, later
     tasks[0]["annotations"].append({"id": 5, "result": result("feature"), "was_cancelled": True})
@@ -43,6 +43,14 @@ def test_items_take_the_recorded_group_the_first_persons_label_the_gold_and_the_
               {"id": 2, "input_ref": ref, "label": "bug", "made_at": "2026-12-01T11:00:00"}]  # fmt: skip
     first, second = experiment.items(tasks, logged, experiment="tickets", control_percent=50, text_key="text")
     assert first == experiment.Item(1, "a", ref, "control", "bug", 4.0, "billing", "bug")
+    # Labelled at 10:30: the 11:00 prediction suggested nothing to that person, the 10:00 one did.
+    tasks[0]["annotations"][0]["created_at"] = "2026-12-01T10:30:00Z"
+    (first, _) = experiment.items(tasks, logged, experiment="tickets", control_percent=50, text_key="text")
+    assert first.suggestion == "feature"
+    # Labelled before any prediction: no suggestion.
+    tasks[0]["annotations"][0]["created_at"] = "2026-12-01T09:00:00.123456Z"
+    (first, _) = experiment.items(tasks, logged, experiment="tickets", control_percent=50, text_key="text")
+    assert first.suggestion is None
     assert second.group == assist.group_of("tickets", {"text": "b"}, 50) and second.label is None
     assert second.suggestion is None and second.gold is None
 

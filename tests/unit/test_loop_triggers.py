@@ -141,3 +141,52 @@ def test_trigger_settings_are_checked() -> None:
         settings.parse({**GOOD, "projects": projects}, SECRETS)
     for expected in ("retrain_below: 1.5", "retrain_every_hours: -1", "live_window: 0"):
         assert expected in str(raised.value)
+
+
+class LoggedStore:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    async def add_predictions(self, rows: list[dict[str, Any]]) -> None:
+        self.rows += rows
+
+
+ENTRY = {"request_id": "r1", "model": "tickets", "model_version": "4", "input_ref": "ab" * 32, "label": "bug"}
+
+
+@pytest.fixture
+def logging_client():
+    from starlette.testclient import TestClient
+
+    from mlenv_loop.service.web import application
+
+    store = LoggedStore()
+    config = settings.parse(GOOD, {**SECRETS, settings.PREDICTION_LOG_TOKEN_ENV: "log-token"})
+    tasks.use(tasks.Context(config=config, store=store, label_studio=None, datasets=None, runner=None))  # type: ignore[arg-type]
+    with TestClient(application()) as client:
+        yield client, store
+
+
+def test_the_prediction_log_takes_the_gateways_batches_with_its_own_token(logging_client) -> None:
+    client, store = logging_client
+    answer = client.post(
+        "/api/predictions", json={"predictions": [ENTRY]}, headers={"Authorization": "Bearer log-token"}
+    )
+    assert answer.status_code == 202 and answer.json() == {"logged": 1}
+    assert store.rows == [{**ENTRY, "project_id": None, "task_id": None, "shown": False}]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "message"),
+    [({}, {"predictions": [ENTRY]}, 401, "prediction log's token"),
+     # The service's API token reads runs; it does not write predictions.
+     ({"Authorization": f"Bearer {SECRETS['MLENV_LOOP_API_TOKEN']}"}, {"predictions": [ENTRY]}, 401, "token"),
+     ({"Authorization": "Bearer log-token"}, {"predictions": []}, 400, "1 to 5000 entries"),
+     ({"Authorization": "Bearer log-token"}, {"predictions": [{**ENTRY, "extra": "x"}]}, 400, "exactly"),
+     ({"Authorization": "Bearer log-token"}, {"predictions": [{**ENTRY, "label": 3}]}, 400, "every value is a string")],
+)  # fmt: skip
+def test_bad_prediction_log_batches_are_refused_and_store_nothing(logging_client, headers, body, status, message):
+    client, store = logging_client
+    answer = client.post("/api/predictions", json=body, headers=headers)
+    assert answer.status_code == status and message in answer.json()["error"]
+    assert store.rows == []

@@ -8,6 +8,7 @@ import json
 import subprocess
 import tempfile
 import time
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def fitter(python: Path, train_py: Path) -> Any:
     return fit
 
 
-def build(app: Application, project_id: int, python: Path | None, *, seed: int) -> dict[str, Any]:
+def build(app: Application, project_id: int, python: Path | None, *, seed: int, quiet: bool) -> dict[str, Any]:
     from mlenv import training_env
     from mlenv_loop import assist, experiment
 
@@ -67,7 +68,8 @@ def build(app: Application, project_id: int, python: Path | None, *, seed: int) 
         logged = platform.runs().predictions(project_id)
     found = experiment.items(exported, logged, experiment=loop_project.dataset,
                              control_percent=loop_project.control_percent, text_key=target.data_key)  # fmt: skip
-    with app.status("training the starter model on each group's labels …"):
+    # With --json, stdout holds the JSON alone.
+    with nullcontext() if quiet else app.status("training the starter model on each group's labels …"):
         interpreter = python or training_env.starter_python()
         effect = experiment.effect(found, fitter(interpreter, training_env.starter_dir() / "train.py"),
                                    project_id=project_id, holdout_percent=app.config.loop.holdout_percent,
@@ -160,7 +162,7 @@ def labelling(app: Application, project: int, output: Path | None, python: Path 
     the model each group's labels train."""
     from mlenv.report_page import page
 
-    found = build(app, project, python, seed=seed)
+    found = build(app, project, python, seed=seed, quiet=as_json)
     html = page(found)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     folder = output or app.state / "reports" / f"labelling-{project}-{stamp}"

@@ -27,6 +27,8 @@ GITLAB_TOKEN_ENV = "MLENV_LOOP_GITLAB_TRIGGER_TOKEN"  # noqa: S105 (a variable's
 KUBERNETES_TOKEN_ENV = "MLENV_LOOP_KUBERNETES_TOKEN"  # noqa: S105 (a variable's name)
 MODEL_SERVER_PASSWORD_ENV = "MLENV_LOOP_MODEL_SERVER_PASSWORD"  # noqa: S105 (a variable's name)
 MLFLOW_PASSWORD_ENV = "MLENV_LOOP_MLFLOW_PASSWORD"  # noqa: S105 (a variable's name)
+# The inference gateways send the predictions they answered with this token (and no other right).
+PREDICTION_LOG_TOKEN_ENV = "MLENV_LOOP_PREDICTION_LOG_TOKEN"  # noqa: S105 (a variable's name)
 # Label Studio logs in to the service's ML backend with this name and the webhook secret.
 ML_BACKEND_USER = "label-studio"
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -121,6 +123,7 @@ class ServiceConfig:
     ml_backend_url: str
     model_server: ModelServerSettings
     mlflow: MlflowSettings
+    prediction_log_token: str
     database_url: str
     webhook_secret: str
     api_token: str
@@ -279,6 +282,7 @@ def parse(settings: Any, environ: dict[str, str]) -> ServiceConfig:
         ml_backend_url=_url(settings.get("ml_backend_url", "http://127.0.0.1:8095/ml"), "ml_backend_url", problems),
         model_server=_model_server(settings.get("model_server"), environ, problems),
         mlflow=_mlflow(settings.get("mlflow"), environ, problems),
+        prediction_log_token=environ.get(PREDICTION_LOG_TOKEN_ENV, ""),
         **secrets,
     )
     if problems:

@@ -50,8 +50,8 @@ CREATE TABLE IF NOT EXISTS mlenv_loop_runs (
 CREATE TABLE IF NOT EXISTS mlenv_loop_predictions (
     id bigserial PRIMARY KEY,
     request_id text NOT NULL,
-    project_id integer NOT NULL,
-    task_id integer NOT NULL,
+    project_id integer,
+    task_id integer,
     input_ref text NOT NULL,
     model text NOT NULL,
     model_version text NOT NULL,
@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS mlenv_loop_predictions (
     shown boolean NOT NULL,
     made_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS mlenv_loop_predictions_item ON mlenv_loop_predictions (project_id, input_ref);
+CREATE INDEX IF NOT EXISTS mlenv_loop_predictions_item ON mlenv_loop_predictions (model, input_ref);
 CREATE TABLE IF NOT EXISTS mlenv_loop_live_pairs (
     annotation_id integer PRIMARY KEY,
     project_id integer NOT NULL,
@@ -163,7 +163,8 @@ class Store:
         )  # fmt: skip
         return len(found)
 
-    # Predictions the ML backend made (shown to the annotator or not)
+    # Predictions: the ML backend's for a project's tasks (shown to the annotator or not), and the
+    # ones the model server answered other callers with (no project, never shown)
     async def add_predictions(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
@@ -179,17 +180,17 @@ class Store:
         return await self._all("SELECT * FROM mlenv_loop_predictions WHERE project_id = %s ORDER BY id", project_id)
 
     # Live accuracy: a human label paired with the prediction made for the same input before it
-    async def pair_label(self, project_id: int, annotation_id: int, input_ref: str, label: str) -> bool:
-        """Pairs the label with the latest prediction for its input (a changed label replaces its
-        pair); False when no prediction was made for that input."""
+    async def pair_label(self, project_id: int, model: str, annotation_id: int, input_ref: str, label: str) -> bool:
+        """Pairs the label with the model's latest prediction for its input, wherever it was made (a
+        changed label replaces its pair); False when the model predicted nothing for that input."""
         found = await self._one(
             "INSERT INTO mlenv_loop_live_pairs (annotation_id, project_id, prediction_id, model, model_version, "
-            "correct, shown) SELECT %s, project_id, id, model, model_version, label = %s, shown "
-            "FROM mlenv_loop_predictions WHERE project_id = %s AND input_ref = %s ORDER BY id DESC LIMIT 1 "
+            "correct, shown) SELECT %s, %s, id, model, model_version, label = %s, shown "
+            "FROM mlenv_loop_predictions WHERE model = %s AND input_ref = %s ORDER BY id DESC LIMIT 1 "
             "ON CONFLICT (annotation_id) DO UPDATE SET prediction_id = EXCLUDED.prediction_id, "
             "model_version = EXCLUDED.model_version, correct = EXCLUDED.correct, shown = EXCLUDED.shown, "
             "paired_at = now() RETURNING annotation_id",
-            annotation_id, label, project_id, input_ref,
+            annotation_id, project_id, label, model, input_ref,
         )  # fmt: skip
         return found is not None
 

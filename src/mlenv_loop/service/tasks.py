@@ -209,11 +209,12 @@ async def schedules_due(now: datetime) -> None:
 
 async def pair_labels(project_id: int, labelled: tuple[Labelled, ...]) -> None:
     """Each human label with the prediction made for its input; the live accuracy follows in a job."""
+    loop_project = await loop_project_of(project_id)
     paired = 0
-    for one in labelled:
+    for one in labelled if loop_project else ():
         labels = datasets.labels_of(one.result)
-        reference = assist.input_reference(one.data)
-        if labels and await context().store.pair_label(project_id, one.annotation_id, reference, labels[0]):
+        pair = (project_id, loop_project.model, one.annotation_id, assist.input_reference(one.data))  # type: ignore[union-attr]
+        if labels and await context().store.pair_label(*pair, labels[0]):
             paired += 1
     if paired:
         with contextlib.suppress(AlreadyEnqueued):

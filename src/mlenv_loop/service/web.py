@@ -9,6 +9,7 @@ from 404, and none of them leaves a row behind. An accepted one is stored before
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from datetime import datetime
 from typing import Any
@@ -113,6 +114,43 @@ async def project_predictions(request: Request) -> Response:
     return JSONResponse({"predictions": [jsonable(row) for row in found]})
 
 
+PREDICTION_KEYS = {"request_id", "model", "model_version", "input_ref", "label"}
+MAX_PREDICTIONS = 5000
+
+
+def logged_predictions(body: Any) -> list[dict[str, Any]] | str:
+    """The entries of a prediction log batch, or what is wrong with it."""
+    entries = body.get("predictions") if isinstance(body, dict) else None
+    if not isinstance(entries, list) or not 0 < len(entries) <= MAX_PREDICTIONS:
+        return f"give {{'predictions': [...]}} with 1 to {MAX_PREDICTIONS} entries"
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or set(entry) != PREDICTION_KEYS:
+            return f"predictions[{index}] must have exactly {', '.join(sorted(PREDICTION_KEYS))}"
+        if not all(isinstance(value, str) and len(value) <= 512 for value in entry.values()):
+            return f"predictions[{index}]: every value is a string (at most 512 characters)"
+    return entries
+
+
+async def prediction_log(request: Request) -> Response:
+    """Predictions an inference gateway answered: logged for the live accuracy (never shown to annotators)."""
+    token = tasks.context().config.prediction_log_token
+    given = request.headers.get("authorization", "").encode()
+    if not token or not hmac.compare_digest(given, f"Bearer {token}".encode()):
+        return refuse(401, "give the prediction log's token as a Bearer token")
+    if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES * 4:
+        return refuse(413, f"the body is over {MAX_BODY_BYTES * 4} bytes")
+    try:
+        entries = logged_predictions(json.loads(await request.body()))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        return refuse(400, f"the body is not JSON ({err})")
+    if isinstance(entries, str):
+        return refuse(400, entries)
+    await tasks.context().store.add_predictions(
+        [{**entry, "project_id": None, "task_id": None, "shown": False} for entry in entries]
+    )
+    return JSONResponse({"logged": len(entries)}, status_code=202)
+
+
 def public_project(project: dict[str, Any]) -> dict[str, Any]:
     loop_project = tasks.context().config.project_titled(project["title"])
     return {
@@ -134,6 +172,7 @@ def application() -> Starlette:
             Route("/api/runs/{run_id}/log", one_run),
             Route("/api/projects", projects),
             Route("/api/projects/{project_id}/predictions", project_predictions),
+            Route("/api/predictions", prediction_log, methods=["POST"]),
             *ml_backend.ROUTES,
         ]
     )
