@@ -284,8 +284,8 @@ def test_label_studio_is_let_through_to_exactly_s3_and_the_trigger_service(stack
     status, project = label_studio(stack, "POST", "projects", {"title": "ssrf"})
     assert status == 201, project
     body["project"] = project["id"]
-    # MLflow, Label Studio itself, PostgreSQL, the model server: each refused by the guard.
-    for port in (5000, 8080, 5432, 8090):
+    # MLflow, Label Studio itself, PostgreSQL, the model server and its gateway: each refused by the guard.
+    for port in (5000, 8080, 5432, 8090, 8093):
         status, answer = label_studio(
             stack, "POST", "storages/s3/validate", {**body, "s3_endpoint": f"http://127.0.0.1:{port}"}
         )

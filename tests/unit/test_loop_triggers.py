@@ -190,3 +190,39 @@ def test_bad_prediction_log_batches_are_refused_and_store_nothing(logging_client
     answer = client.post("/api/predictions", json=body, headers=headers)
     assert answer.status_code == status and message in answer.json()["error"]
     assert store.rows == []
+
+
+class FlakyLabelStudio:
+    """Refuses the meta of task 2 once (a busy Label Studio), has no task 3 any more."""
+
+    def __init__(self) -> None:
+        self.meta: dict[int, dict] = {}
+        self.refused = False
+
+    def set_task_meta(self, task_id: int, meta: dict) -> None:
+        from mlenv_loop.labelstudio import LabelStudioError
+
+        if task_id == 3:
+            raise LabelStudioError("Label Studio has no tasks/3 (404)", 404)
+        if task_id == 2 and not self.refused:
+            self.refused = True
+            raise LabelStudioError("Label Studio answered 502", 502)
+        self.meta[task_id] = meta
+
+
+def test_a_group_label_studio_did_not_take_is_recorded_again_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    label_studio, again = FlakyLabelStudio(), []
+    tasks.use(tasks.Context(config=settings.parse(GOOD, SECRETS), store=None, label_studio=label_studio,  # type: ignore[arg-type]
+                            datasets=None, runner=None))  # type: ignore[arg-type]  # fmt: skip
+
+    class Deferred:
+        async def defer_async(self, **arguments: Any) -> None:
+            again.append(arguments)
+
+    monkeypatch.setattr(tasks.record_groups, "configure", lambda **_: Deferred())
+    changed = [{"id": number, "meta": {"mlenv": {"group": "control", "model_version": None}}} for number in (1, 2, 3)]
+    outcome = asyncio.run(tasks.record_groups(project_id=7, changed=changed))
+    assert set(label_studio.meta) == {1} and again == [{"project_id": 7, "changed": [changed[1]]}]
+    assert outcome == "project 7: the group of 2 task(s) recorded, 1 again later"
+    asyncio.run(tasks.record_groups(**again[0]))
+    assert set(label_studio.meta) == {1, 2}

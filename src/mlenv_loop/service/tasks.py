@@ -32,7 +32,7 @@ import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
 
 from mlenv_loop import assist, datasets
-from mlenv_loop.labelstudio import LabelStudio, Project
+from mlenv_loop.labelstudio import LabelStudio, LabelStudioError, Project
 from mlenv_loop.registry import Registry, RegistryError
 from mlenv_loop.service.config import ML_BACKEND_USER, LoopProject, ServiceConfig
 from mlenv_loop.service.runners import Argo, GitLab, RunnerError, Systemd
@@ -300,13 +300,24 @@ async def record_groups(project_id: int, changed: list[dict[str, Any]]) -> str:
     label_studio = context().label_studio
     # Two at a time: Label Studio's workers also serve the annotators.
     limit = asyncio.Semaphore(2)
+    failed: list[dict[str, Any]] = []
 
     async def record(task: dict[str, Any]) -> None:
         async with limit:
-            await asyncio.to_thread(label_studio.set_task_meta, task["id"], task["meta"])
+            try:
+                await asyncio.to_thread(label_studio.set_task_meta, task["id"], task["meta"])
+            except LabelStudioError as err:
+                if err.status != 404:  # a task deleted since needs nothing
+                    failed.append(task)
+                    log.warning("task %s: its group not recorded yet: %s", task["id"], err)
 
     await asyncio.gather(*(record(task) for task in changed))
-    return f"project {project_id}: the group of {len(changed)} task(s) recorded"
+    if failed:
+        # Only those again, a little later (the ones recorded stay recorded).
+        await record_groups.configure(schedule_in={"seconds": 10}).defer_async(project_id=project_id, changed=failed)
+    return (
+        f"project {project_id}: the group of {len(changed) - len(failed)} task(s) recorded, {len(failed)} again later"
+    )
 
 
 def ml_backend_body(config: ServiceConfig, project_id: int) -> dict[str, Any]:
