@@ -120,11 +120,12 @@ def log_to_mlflow(app: Application, found: dict[str, Any], page: str) -> str:
 def show(app: Application, found: dict[str, Any]) -> None:
     from rich.table import Table
 
+    from mlenv.report_page import ROWS
+
     table = Table(title=f"Labelling experiment: {found['project']['title']} (control {found['control_percent']} %)")
     table.add_column("")
     table.add_column("assisted", justify="right")
     table.add_column("control", justify="right")
-    from mlenv.report_page import ROWS
 
     for name, key in ROWS:
         cells = [found["groups"][group][key] for group in ("assisted", "control")]

@@ -61,17 +61,10 @@ class LoopProject:
 
 
 @dataclass(frozen=True)
-class MlflowSettings:
-    """MLflow as the service logs the live accuracy on the model versions' runs."""
-
-    url: str
-    username: str
-    password: str
-
-
-@dataclass(frozen=True)
-class ModelServerSettings:
-    """Where the service's ML backend gets the production model's predictions."""
+class ServiceAccount:
+    """Another service the trigger service calls, and as whom: MLflow (the live accuracy goes on the
+    model versions' runs) and the model server (the ML backend's predictions; basic auth when a
+    username is given)."""
 
     url: str
     username: str
@@ -121,8 +114,8 @@ class ServiceConfig:
     projects: tuple[LoopProject, ...]
     runner: SystemdRunner | GitLabRunner | ArgoRunner
     ml_backend_url: str
-    model_server: ModelServerSettings
-    mlflow: MlflowSettings
+    model_server: ServiceAccount
+    mlflow: ServiceAccount
     prediction_log_token: str
     database_url: str
     webhook_secret: str
@@ -165,21 +158,13 @@ def _share(value: Any, key: str, problems: list[str]) -> float | None:
     return float(value)
 
 
-def _mlflow(found: Any, environ: dict[str, str], problems: list[str]) -> MlflowSettings:
+def _account(found: Any, key: str, url: str, password_env: str, environ: dict[str, str],
+             problems: list[str]) -> ServiceAccount:  # fmt: skip
     found = found if isinstance(found, dict) else {}
-    return MlflowSettings(
-        url=_url(found.get("url", "http://127.0.0.1:5000"), "mlflow.url", problems),
+    return ServiceAccount(
+        url=_url(found.get("url", url), f"{key}.url", problems),
         username=str(found.get("username") or ""),
-        password=environ.get(MLFLOW_PASSWORD_ENV, ""),
-    )
-
-
-def _model_server(found: Any, environ: dict[str, str], problems: list[str]) -> ModelServerSettings:
-    found = found if isinstance(found, dict) else {}
-    return ModelServerSettings(
-        url=_url(found.get("url", "http://127.0.0.1:8090"), "model_server.url", problems),
-        username=str(found.get("username") or ""),
-        password=environ.get(MODEL_SERVER_PASSWORD_ENV, ""),
+        password=environ.get(password_env, ""),
     )
 
 
@@ -280,8 +265,17 @@ def parse(settings: Any, environ: dict[str, str]) -> ServiceConfig:
         projects=_projects(settings.get("projects", []), problems),
         runner=_runner(settings.get("runner"), environ, problems),
         ml_backend_url=_url(settings.get("ml_backend_url", "http://127.0.0.1:8095/ml"), "ml_backend_url", problems),
-        model_server=_model_server(settings.get("model_server"), environ, problems),
-        mlflow=_mlflow(settings.get("mlflow"), environ, problems),
+        model_server=_account(
+            settings.get("model_server"),
+            "model_server",
+            "http://127.0.0.1:8090",
+            MODEL_SERVER_PASSWORD_ENV,
+            environ,
+            problems,
+        ),
+        mlflow=_account(
+            settings.get("mlflow"), "mlflow", "http://127.0.0.1:5000", MLFLOW_PASSWORD_ENV, environ, problems
+        ),
         prediction_log_token=environ.get(PREDICTION_LOG_TOKEN_ENV, ""),
         **secrets,
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 import uuid
 from typing import Any
@@ -25,15 +24,12 @@ from starlette.routing import Route
 from mlenv_loop import assist
 from mlenv_loop.service import tasks
 from mlenv_loop.service.config import ML_BACKEND_USER, LoopProject
+from mlenv_loop.service.replies import json_body, refuse
 from mlenv_loop.serving import ModelServer, ServingError
 from mlenv_loop.webhooks import MAX_BODY_BYTES, secret_matches
 
 log = logging.getLogger("mlenv_loop")
 TRAINING_REQUESTED = "training requested in Label Studio"
-
-
-def refuse(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 def label_studio_logged_in(request: Request) -> bool:
@@ -47,14 +43,11 @@ def label_studio_logged_in(request: Request) -> bool:
     return username == ML_BACKEND_USER and secret_matches(password, tasks.context().config.webhook_secret)
 
 
-async def json_body(request: Request) -> dict[str, Any] | JSONResponse:
-    if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES * 16:
-        return refuse(413, f"the body is over {MAX_BODY_BYTES * 16} bytes")
-    try:
-        body = json.loads(await request.body())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        return refuse(400, f"the body is not JSON ({err})")
-    return body if isinstance(body, dict) else refuse(400, "the body is not a JSON object")
+async def logged_in_body(request: Request) -> dict[str, Any] | JSONResponse:
+    """The body of a call Label Studio made logged in, or the refusal."""
+    if not label_studio_logged_in(request):
+        return refuse(401, "log in as Label Studio (basic auth)")
+    return await json_body(request, MAX_BODY_BYTES * 16)
 
 
 def project_id_of(value: Any) -> int | None:
@@ -73,6 +66,15 @@ async def assisted_project(body: dict[str, Any]) -> tuple[int, LoopProject] | JS
     if loop_project is None:
         return refuse(404, f"Label Studio project {project_id} is not one this service trains from")
     return project_id, loop_project
+
+
+async def project_call(request: Request) -> tuple[dict[str, Any], int, LoopProject] | JSONResponse:
+    """A logged-in call about one of the service's projects: its body and the project, or the refusal."""
+    body = await logged_in_body(request)
+    if isinstance(body, Response):
+        return body
+    found = await assisted_project(body)
+    return found if isinstance(found, Response) else (body, *found)
 
 
 def model_server() -> ModelServer:
@@ -95,15 +97,10 @@ async def health(request: Request) -> Response:
 
 
 async def setup(request: Request) -> Response:
-    if not label_studio_logged_in(request):
-        return refuse(401, "log in as Label Studio (basic auth)")
-    body = await json_body(request)
-    if isinstance(body, Response):
-        return body
-    found = await assisted_project(body)
+    found = await project_call(request)
     if isinstance(found, Response):
         return found
-    _, loop_project = found
+    body, _, loop_project = found
     try:
         assist.choice_target(str(body.get("schema") or ""))
     except assist.UnusableConfig as err:
@@ -113,15 +110,10 @@ async def setup(request: Request) -> Response:
 
 
 async def predict(request: Request) -> Response:
-    if not label_studio_logged_in(request):
-        return refuse(401, "log in as Label Studio (basic auth)")
-    body = await json_body(request)
-    if isinstance(body, Response):
-        return body
-    found = await assisted_project(body)
+    found = await project_call(request)
     if isinstance(found, Response):
         return found
-    project_id, loop_project = found
+    body, project_id, loop_project = found
     given = body.get("tasks")
     if not isinstance(given, list) or not all(isinstance(task, dict) and "id" in task for task in given):
         return refuse(400, "tasks must be a list of tasks with their ids")
@@ -174,31 +166,24 @@ async def suggestions(
 async def webhook(request: Request) -> Response:
     """Label Studio's "Start training" (through the ML API, logged in); other events are the main
     webhook's, which brings every annotation already."""
-    if not label_studio_logged_in(request):
-        return refuse(401, "log in as Label Studio (basic auth)")
-    body = await json_body(request)
+    body = await logged_in_body(request)
     if isinstance(body, Response):
         return body
     if body.get("action") != "START_TRAINING":
         return JSONResponse({"status": "ignored: annotations come through the service's own webhook"})
-    return await train_now(body)
+    return await train_now(request)
 
 
 async def train(request: Request) -> Response:
     """The older "Start training" call of Label Studio's ML API."""
-    if not label_studio_logged_in(request):
-        return refuse(401, "log in as Label Studio (basic auth)")
-    body = await json_body(request)
-    if isinstance(body, Response):
-        return body
-    return await train_now(body)
+    return await train_now(request)
 
 
-async def train_now(body: dict[str, Any]) -> Response:
-    found = await assisted_project(body)
+async def train_now(request: Request) -> Response:
+    found = await project_call(request)
     if isinstance(found, Response):
         return found
-    project_id, _ = found
+    _, project_id, _ = found
     queued = await tasks.defer_snapshot(project_id, TRAINING_REQUESTED)
     return JSONResponse({"status": "ok", "snapshot_queued": queued}, status_code=201)
 

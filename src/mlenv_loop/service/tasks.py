@@ -210,11 +210,14 @@ async def schedules_due(now: datetime) -> None:
 async def pair_labels(project_id: int, labelled: tuple[Labelled, ...]) -> None:
     """Each human label with the prediction made for its input; the live accuracy follows in a job."""
     loop_project = await loop_project_of(project_id)
+    if loop_project is None:
+        return
     paired = 0
-    for one in labelled if loop_project else ():
+    for one in labelled:
         labels = datasets.labels_of(one.result)
-        pair = (project_id, loop_project.model, one.annotation_id, assist.input_reference(one.data))  # type: ignore[union-attr]
-        if labels and await context().store.pair_label(*pair, labels[0]):
+        reference = assist.input_reference(one.data)
+        if labels and await context().store.pair_label(project_id, loop_project.model, one.annotation_id,
+                                                       reference, labels[0]):  # fmt: skip
             paired += 1
     if paired:
         with contextlib.suppress(AlreadyEnqueued):

@@ -8,8 +8,6 @@ from 404, and none of them leaves a row behind. An accepted one is stored before
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 from datetime import datetime
 from typing import Any
@@ -20,14 +18,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mlenv_loop.service import ml_backend, tasks
+from mlenv_loop.service.replies import bearer_matches, json_body, refuse
 from mlenv_loop.service.runners import RunnerError
 from mlenv_loop.webhooks import MAX_BODY_BYTES, SECRET_HEADER, BadPayload, parse, secret_matches
 
 log = logging.getLogger("mlenv_loop")
-
-
-def refuse(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 async def health(request: Request) -> Response:
@@ -58,9 +53,7 @@ async def label_studio_webhook(request: Request) -> Response:
 
 
 def authorized(request: Request) -> bool:
-    given = request.headers.get("authorization", "")
-    expected = f"Bearer {tasks.context().config.api_token}"
-    return hmac.compare_digest(given.encode(), expected.encode())
+    return bearer_matches(request, tasks.context().config.api_token)
 
 
 def jsonable(row: dict[str, Any]) -> dict[str, Any]:
@@ -118,9 +111,9 @@ PREDICTION_KEYS = {"request_id", "model", "model_version", "input_ref", "label"}
 MAX_PREDICTIONS = 5000
 
 
-def logged_predictions(body: Any) -> list[dict[str, Any]] | str:
+def logged_predictions(body: dict[str, Any]) -> list[dict[str, Any]] | str:
     """The entries of a prediction log batch, or what is wrong with it."""
-    entries = body.get("predictions") if isinstance(body, dict) else None
+    entries = body.get("predictions")
     if not isinstance(entries, list) or not 0 < len(entries) <= MAX_PREDICTIONS:
         return f"give {{'predictions': [...]}} with 1 to {MAX_PREDICTIONS} entries"
     for index, entry in enumerate(entries):
@@ -133,16 +126,12 @@ def logged_predictions(body: Any) -> list[dict[str, Any]] | str:
 
 async def prediction_log(request: Request) -> Response:
     """Predictions an inference gateway answered: logged for the live accuracy (never shown to annotators)."""
-    token = tasks.context().config.prediction_log_token
-    given = request.headers.get("authorization", "").encode()
-    if not token or not hmac.compare_digest(given, f"Bearer {token}".encode()):
+    if not bearer_matches(request, tasks.context().config.prediction_log_token):
         return refuse(401, "give the prediction log's token as a Bearer token")
-    if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES * 4:
-        return refuse(413, f"the body is over {MAX_BODY_BYTES * 4} bytes")
-    try:
-        entries = logged_predictions(json.loads(await request.body()))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        return refuse(400, f"the body is not JSON ({err})")
+    body = await json_body(request, MAX_BODY_BYTES * 4)
+    if isinstance(body, Response):
+        return body
+    entries = logged_predictions(body)
     if isinstance(entries, str):
         return refuse(400, entries)
     await tasks.context().store.add_predictions(
