@@ -150,3 +150,13 @@ def check_all(outputs: Outputs, state: Path, address: str | None) -> list[Health
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
+
+
+def wait_until_up(outputs: Outputs, state: Path, address: str | None, *, timeout_s: float) -> list[str]:
+    """Checks until every service answers or `timeout_s` passed; the services still down (none: [])."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        down = [health.service for health in check_all(outputs, state, address) if not health.ok]
+        if not down or time.monotonic() > deadline:
+            return down
+        time.sleep(3)

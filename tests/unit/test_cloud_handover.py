@@ -313,20 +313,20 @@ def recorded(tmp_path: Path, monkeypatch):
 def test_plan_previews_gitlab_only_once_the_services_exist(recorded, capsys) -> None:
     profile, calls = recorded
     profile.preview()
-    assert [(kind, name) for kind, name, _ in calls] == [("preview", cloud.CLUSTER)]
+    assert [(kind, name) for kind, name, *_ in calls] == [("preview", cloud.CLUSTER)]
     printed = capsys.readouterr().out
     assert "pulumi/cluster would: create 5" in printed
     assert "pulumi/gitlab: previewed after the first `mlenv up`" in printed
     outputs_json(profile.run.state)
     profile.preview()
-    assert [(kind, name) for kind, name, _ in calls[1:]] == [("preview", cloud.CLUSTER), ("preview", cloud.GITLAB)]
+    assert [(kind, name) for kind, name, *_ in calls[1:]] == [("preview", cloud.CLUSTER), ("preview", cloud.GITLAB)]
 
 
 def test_purge_destroys_gitlab_before_the_cluster_and_forgets_the_kubeconfig(recorded) -> None:
     profile, calls = recorded
     kubeconfig = write_private(profile.run.state / "secrets/kubeconfig", "apiVersion: v1\n")
     profile.destroy()
-    assert [(kind, name) for kind, name, _ in calls] == [("destroy", cloud.GITLAB), ("destroy", cloud.CLUSTER)]
+    assert [(kind, name) for kind, name, *_ in calls] == [("destroy", cloud.GITLAB), ("destroy", cloud.CLUSTER)]
     assert not kubeconfig.exists()
 
 
@@ -342,15 +342,29 @@ def record_up(monkeypatch, run: Run, cluster_outputs: dict[str, Any], kubernetes
     programs = {cloud.CLUSTER: cluster_outputs, cloud.GITLAB: gitlab_outputs}
     monkeypatch.setattr(cloud_profile, "program", lambda run, name: RecordedProgram(name, calls, programs[name]))
 
-    def converge(run, inventory, *, public_https_port, extra_settings=None, check=False) -> PlaybookResult:
+    def converge(run, inventory, *, public_https_port, extra_settings=None, check=False, **day2) -> PlaybookResult:
         facts = {name: value for name, (value, _) in (extra_settings or {}).items()}
-        calls.append(("converge", str(inventory[-1]), facts))
+        calls.append((day2.get("playbook", "converge"), str(inventory[-1]), facts, day2.get("extravars")))
         kubernetes_play(facts)
         outputs_json(run.state)
         return PlaybookResult("successful", 0, 4, 0, run.state / "log", [])
 
     monkeypatch.setattr(cloud_profile, "converge", converge)
     return calls
+
+
+def test_day2_playbooks_run_on_the_hosts_and_facts_up_converged(tmp_path, monkeypatch) -> None:
+    run = cloud_run(tmp_path)
+    profile = cloud_profile.Cloud(run)
+    with pytest.raises(UserError, match="cluster was never brought up"):
+        profile.operate("backup.yml", {"mlenv_backup_dir": "/b"})
+    cluster_outputs = {"kubeconfig": "apiVersion: v1\n", "cluster_name": "team-a", "region": "europe-west4",
+                       "gpu_pools": [{"name": "t4"}]}  # fmt: skip
+    calls = record_up(monkeypatch, run, cluster_outputs, lambda facts: None)
+    profile.up()
+    profile.operate("backup.yml", {"mlenv_backup_dir": "/b"})
+    converged = next(call for call in calls if call[0] == "converge")
+    assert calls[-1] == ("backup.yml", converged[1], converged[2], {"mlenv_backup_dir": "/b"})
 
 
 @pytest.mark.parametrize("loop", [None, LOOP], ids=["no loop", "loop projects"])
@@ -368,7 +382,7 @@ def test_up_runs_cluster_then_services_then_gitlab_passing_outputs_on(tmp_path, 
     result = cloud_profile.Cloud(run).up()
     assert result.changed == 4
     # With loop projects, the trigger service is converged again once the GitLab layer made its token.
-    assert [(kind, name) for kind, name, _ in calls] == [
+    assert [(kind, name) for kind, name, *_ in calls] == [
         ("up", cloud.CLUSTER),
         ("converge", str(tmp_path / "inventory")),
         ("up", cloud.GITLAB),
@@ -426,10 +440,10 @@ def test_up_converges_again_once_the_cluster_made_the_argo_runners_token(tmp_pat
 
     calls = record_up(monkeypatch, run, cluster_outputs, kubernetes_play)
     cloud_profile.Cloud(run).up()
-    assert [kind for kind, _, _ in calls] == ["up", "converge", "up", "converge"]
+    assert [kind for kind, *_ in calls] == ["up", "converge", "up", "converge"]
     calls.clear()
     cloud_profile.Cloud(run).up()  # the same token: one converge
-    assert [kind for kind, _, _ in calls] == ["up", "converge", "up"]
+    assert [kind for kind, *_ in calls] == ["up", "converge", "up"]
 
 
 class LockedOnceStack:

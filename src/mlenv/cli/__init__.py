@@ -43,6 +43,7 @@ def main(ctx: click.Context, verbose: bool, config_file: Path | None) -> None:
     ctx.obj = Application(verbose=verbose, config_file=config_file)
 
 
+from mlenv.cli.backup import backup, restore  # noqa: E402
 from mlenv.cli.credentials import credentials  # noqa: E402
 from mlenv.cli.dataset import dataset  # noqa: E402
 from mlenv.cli.down import down  # noqa: E402
@@ -55,5 +56,6 @@ from mlenv.cli.status import status  # noqa: E402
 from mlenv.cli.up import up  # noqa: E402
 from mlenv.cli.version import version  # noqa: E402
 
-for command in (init, plan, up, status, credentials, down, dataset, model, lineage, runs, report, version):
+COMMANDS = (init, plan, up, status, credentials, down, backup, restore, dataset, model, lineage, runs, report, version)
+for command in COMMANDS:
     main.add_command(command)

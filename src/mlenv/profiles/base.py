@@ -66,6 +66,10 @@ class Profile(ABC):
     def down(self, *, purge: bool, confirm: Confirm) -> str:
         """Stop (or with purge remove) what `up` made; returns what was done."""
 
+    @abstractmethod
+    def operate(self, playbook: str, extravars: dict[str, object]) -> PlaybookResult:
+        """A day-2 playbook (backup.yml, restore.yml) on the hosts `up` converged, with its arguments."""
+
     def check(self, findings: list[preflight.Finding]) -> None:
         """Every failed check with its fix, then stop before anything changed."""
         failed = [finding for finding in findings if not finding.ok]
@@ -86,8 +90,11 @@ def converge(
     public_https_port: int,
     extra_settings: Settings | None = None,
     check: bool = False,
+    playbook: str = "site.yml",
+    extravars: dict[str, object] | None = None,
 ) -> PlaybookResult:
-    """site.yml on the inventory, below mlenv.yaml's settings layer; one progress line per play."""
+    """A playbook (site.yml unless told) on the inventory, below mlenv.yaml's settings layer; one
+    progress line per play. `extravars` are the run's arguments (a folder), never settings."""
     from mlenv.hostimage import containers_conf
     from mlenv.paths import project_root
 
@@ -96,8 +103,9 @@ def converge(
     # First: the operator's inventory (its group_vars, and its files' `all` vars) comes after it, and
     # the boilerplate play names every disagreement.
     sources = [write_layer(run.state, settings), *inventory]
-    # A real run whose inputs passed the up-front checks last time skips that pass (mlenv/inputs.py).
-    found = None if check else inputs.digest(root, sources)
+    # A real run whose inputs passed the up-front checks last time skips that pass (mlenv/inputs.py);
+    # only site.yml has that pass.
+    found = None if check or playbook != "site.yml" else inputs.digest(root, sources)
     if found is not None and inputs.checked_before(run.state, found):
         sources.append(inputs.marker_layer(run.state))
 
@@ -106,14 +114,15 @@ def converge(
         verb = "would change" if check else "changed"
         report.info(f"{mark} {layer.name:<40} {layer.elapsed:6.1f}s  {verb}={layer.changed}")
 
-    with report.status("checking …" if check else "converging …") as spinner:
+    doing = "checking" if check else "converging" if playbook == "site.yml" else f"running {playbook}"
+    with report.status(f"{doing} …") as spinner:
 
         def on_task(task: str) -> None:
             if spinner is not None:
                 spinner.update(task)  # type: ignore[attr-defined]
 
         result = run_playbook(
-            root / "ansible/playbooks/site.yml",
+            root / "ansible/playbooks" / playbook,
             inventory=sources,
             private_data_dir=run.state / RUNS_FOLDER,
             envvars={
@@ -124,12 +133,13 @@ def converge(
                 "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", str(containers_conf(root))),
                 **strategy_env(),
             },
+            extravars=extravars,
             tracker=ProgressTracker(layer_done, on_task),
             verbose=report.verbose,
             check=check,
         )
     if not result.ok:
-        what = "check" if check else "converge"
+        what = "check" if check else "converge" if playbook == "site.yml" else playbook
         raise UserError(f"the {what} failed ({result.failed} failed tasks); full log: {result.log}")
     if found is not None:
         inputs.remember(run.state, found)

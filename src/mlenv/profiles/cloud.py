@@ -4,16 +4,19 @@ by mlenv.handover; the programs run through the Automation API (runners/pulumi.p
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 from mlenv import outputs as platform_outputs
 from mlenv import preflight
 from mlenv.errors import UserError
 from mlenv.handover import (
     CLUSTER,
+    CLUSTER_OUTPUTS,
     GITLAB,
     KUBECONFIG_FILE,
     cluster_stack_config,
@@ -27,6 +30,7 @@ from mlenv.handover import (
 from mlenv.profiles.base import Confirm, Profile, Run, converge, write_inventory
 from mlenv.runners.ansible import PlaybookResult, forget_runs
 from mlenv.runners.pulumi import ProgramRun, PulumiRunError, PulumiWorkspace, StackProgress
+from mlenv.settings import Settings
 
 T = TypeVar("T")
 OnResource = Callable[[str], None]
@@ -95,12 +99,7 @@ class Cloud(Profile):
             lambda stack, on: stack.up(cluster_stack_config(config), on, echo=self.echo()),
         )
         keep_cluster_outputs(state, cluster_outputs)
-        defaults = {"all": {"vars": platform_defaults(config, state)}}
-        # Defaults first: the operator's inventory, after them, may point elsewhere.
-        inventory = [write_inventory(state / "cloud-defaults.yml", defaults), self.cloud.inventory]
-        facts = kubernetes_vars(config, state, cluster_outputs)
-        source = "cloud.cluster (the cluster program's outputs)"
-        owned = {name: (value, source) for name, value in facts.items()}
+        inventory, owned = self.hosts(cluster_outputs)
         token_before = loop_token(config, state)
         result = converge(self.run, inventory, public_https_port=443, extra_settings=owned)
         if self.cloud.gitlab is not None:
@@ -116,6 +115,25 @@ class Cloud(Profile):
             self.run.report.info(f"the trigger service gets the new token of its runner ({config.loop_runner})")
             result = converge(self.run, inventory, public_https_port=443, extra_settings=owned)
         return result
+
+    def hosts(self, cluster_outputs: dict[str, Any]) -> tuple[list[Path], Settings]:
+        """The inventory of the services' hosts, and the cluster's facts mlenv owns."""
+        config, state = self.run.config, self.run.state
+        defaults = {"all": {"vars": platform_defaults(config, state)}}
+        # Defaults first: the operator's inventory, after them, may point elsewhere.
+        inventory = [write_inventory(state / "cloud-defaults.yml", defaults), self.cloud.inventory]
+        facts = kubernetes_vars(config, state, cluster_outputs)
+        source = "cloud.cluster (the cluster program's outputs)"
+        return inventory, {name: (value, source) for name, value in facts.items()}
+
+    def operate(self, playbook: str, extravars: dict[str, object]) -> PlaybookResult:
+        kept = self.run.state / CLUSTER_OUTPUTS
+        if not kept.is_file():
+            raise UserError(f"no {kept}: this environment's cluster was never brought up (mlenv up)")
+        inventory, owned = self.hosts(json.loads(kept.read_text()))
+        return converge(
+            self.run, inventory, public_https_port=443, extra_settings=owned, playbook=playbook, extravars=extravars
+        )
 
     def plan(self) -> None:
         """Pulumi previews (with the policy pack) of the programs whose inputs exist; the services'

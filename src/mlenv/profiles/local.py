@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from mlenv import preflight
 from mlenv.errors import UserError
@@ -39,19 +40,26 @@ class ThisHost(Profile):
         self.preflight()
         self.run.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run.report.info("target: this machine (connection local)")
-        return self._converge({"ansible_connection": "local"})
+        return self._converge(self.reach())
 
     def plan(self) -> None:
-        self.report_plan(self._converge({"ansible_connection": "local"}, check=True))
+        self.report_plan(self._converge(self.reach(), check=True))
 
     def down(self, *, purge: bool, confirm: Confirm) -> str:
         raise UserError(
             "local.target is this-host: stop the services with systemctl; mlenv removes nothing on this machine"
         )
 
-    def _converge(self, connection: dict[str, str], *, check: bool = False) -> PlaybookResult:
+    def operate(self, playbook: str, extravars: dict[str, object]) -> PlaybookResult:
+        return self._converge(self.reach(), playbook=playbook, extravars=extravars)
+
+    def reach(self) -> dict[str, str]:
+        """The connection to the converged host."""
+        return {"ansible_connection": "local"}
+
+    def _converge(self, connection: dict[str, str], *, check: bool = False, **playbook: Any) -> PlaybookResult:
         inventory = local_inventory(self.run, connection)
-        return converge(self.run, inventory, public_https_port=self.public_https_port, check=check)
+        return converge(self.run, inventory, public_https_port=self.public_https_port, check=check, **playbook)
 
     def report_plan(self, result: PlaybookResult) -> None:
         if result.changed:
@@ -94,6 +102,12 @@ class LocalContainer(ThisHost):
         if connection.get("ansible_connection") == "ssh":
             report.info(f"connection: SSH on 127.0.0.1:{connection['ansible_port']}, host key pinned")
         return self._converge(connection)
+
+    def reach(self) -> dict[str, str]:
+        state = self.host.state()
+        if state != "running":
+            raise UserError(f"the local host {self.host.name} is {state}: bring it up first (mlenv up)")
+        return self.connection()
 
     def connection(self) -> dict[str, str]:
         connection = ssh_connection(self.host, self.run.state)

@@ -1,0 +1,1 @@
+"""Backups of an environment (archive.py), their manifests and the buckets' archives."""

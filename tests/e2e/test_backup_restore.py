@@ -1,0 +1,235 @@
+"""Backup and restore of the populated stack, for real: MLflow runs with artifacts and a registered
+model, a dataset version, Label Studio tasks, annotations and an uploaded file, every version of
+every bucket. Backed up, the host destroyed (`mlenv down --purge`), restored (which brings the host
+up again), then read back through the proxy with the real clients: everything as it was, and the
+services keep working. A damaged backup and the wrong key are refused first, changing nothing.
+
+It destroys the shared host, so it runs after the tests that use it (stops_the_stack), and before
+the test that stops it for good.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.e2e.clients import OUTSIDE, label_studio, s3
+from tests.e2e.conftest import HOST, Stack
+from tests.e2e.labelling import Project
+
+pytestmark = pytest.mark.stops_the_stack
+
+POPULATE = """
+import json, os, sys, tempfile
+import mlflow
+from mlflow import MlflowClient
+name = sys.argv[1]
+mlflow.set_experiment(name)
+with mlflow.start_run() as run:
+    mlflow.log_params({"kept": "yes"})
+    mlflow.log_metric("loss", 0.25)
+    folder = tempfile.mkdtemp()
+    open(os.path.join(folder, "weights.bin"), "wb").write(os.urandom(300_000))
+    open(os.path.join(folder, "MLmodel"), "w").write("flavors: {}\\n")
+    mlflow.log_artifacts(folder, artifact_path="model")
+client = MlflowClient()
+client.create_registered_model(name)
+version = client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+client.set_registered_model_alias(name, "production", version.version)
+print(json.dumps({"run_id": run.info.run_id}))
+"""
+
+# Everything MLflow holds, as its client reads it: runs (params, metrics), models, versions, aliases,
+# and one artifact's content.
+SNAPSHOT = """
+import hashlib, json, sys, tempfile
+from mlflow import MlflowClient
+client = MlflowClient()
+runs = {}
+for experiment in client.search_experiments():
+    for run in client.search_runs([experiment.experiment_id], max_results=10000):
+        runs[run.info.run_id] = [experiment.name, run.info.status, run.data.params, run.data.metrics]
+models = {}
+for model in client.search_registered_models():
+    versions = client.search_model_versions(f"name='{model.name}'")
+    models[model.name] = [sorted([v.version, v.run_id, v.source] for v in versions), model.aliases]
+path = client.download_artifacts(sys.argv[1], "model/weights.bin", tempfile.mkdtemp())
+weights = hashlib.sha256(open(path, "rb").read()).hexdigest()
+print(json.dumps({"runs": runs, "models": models, "weights": weights}, sort_keys=True))
+"""
+
+
+def outside(stack: Stack, script: str, *args: str, tmp_path: Path) -> dict:
+    env = {key: value for key, value in stack.env.items() if not key.startswith("MLFLOW_")}
+    env.update(MLFLOW_TRACKING_URI=stack.url("mlflow", ""), MLFLOW_TRACKING_USERNAME="admin",
+               MLFLOW_TRACKING_PASSWORD=stack.secret("mlflow/admin_password"), REQUESTS_CA_BUNDLE=stack.ca,
+               MLFLOW_DISABLE_TELEMETRY="true")  # fmt: skip
+    path = tmp_path / f"script-{hashlib.sha256(script.encode()).hexdigest()[:8]}.py"
+    path.write_text(script)
+    result = subprocess.run(
+        [sys.executable, str(OUTSIDE), str(path), *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def label_studio_snapshot(stack: Stack, project: int) -> dict:
+    status, projects = label_studio(stack, "GET", "projects?page_size=1000")
+    assert status == 200, projects
+    summary = {item["title"]: [item["task_number"], item["total_annotations_number"]] for item in projects["results"]}
+    tasks = label_studio(stack, "GET", f"tasks?project={project}&page_size=1000&fields=all")[1]["tasks"]
+    annotations = {task["id"]: [annotation["result"] for annotation in task["annotations"]] for task in tasks}
+    token = stack.secret("label_studio/api_token")
+    uploads = requests.get(
+        stack.url("labels", f"/api/projects/{project}/file-uploads?all=true"),
+        headers={"Authorization": f"Token {token}"},
+        verify=stack.ca,
+        timeout=60,
+    )
+    assert uploads.status_code == 200, uploads.text[:300]
+    files = {}
+    for upload in uploads.json():
+        served = requests.get(
+            stack.url("labels", f"/data/{upload['file']}"),
+            headers={"Authorization": f"Token {token}"},
+            verify=stack.ca,
+            timeout=60,
+        )
+        assert served.status_code == 200, (upload, served.status_code)
+        files[upload["file"]] = hashlib.sha256(served.content).hexdigest()
+    return {"projects": summary, "annotations": annotations, "files": files}
+
+
+def buckets_snapshot(stack: Stack) -> dict:
+    """Every version of every bucket (key, current or not, deleted, content) as boto3 reads it."""
+    client = s3(stack, "admin")
+    found = {}
+    for bucket in [item["Name"] for item in client.list_buckets()["Buckets"]]:
+        entries = []
+        for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for version in page.get("Versions", []):
+                body = client.get_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])["Body"]
+                digest = hashlib.sha256(body.read()).hexdigest()
+                entries.append([version["Key"], version["IsLatest"], digest])
+            entries += [[marker["Key"], marker["IsLatest"], "deleted"] for marker in page.get("DeleteMarkers", [])]
+        found[bucket] = sorted(entries)
+    return found
+
+
+def snapshot(stack: Stack, project: int, run_id: str, tmp_path: Path) -> dict:
+    datasets = stack.mlenv("dataset", "list", "e2e-backup", "--json")
+    assert datasets.returncode == 0, datasets.stdout
+    return {
+        "mlflow": outside(stack, SNAPSHOT, run_id, tmp_path=tmp_path),
+        "label_studio": label_studio_snapshot(stack, project),
+        "buckets": buckets_snapshot(stack),
+        "datasets": json.loads(datasets.stdout),
+    }
+
+
+def populate(stack: Stack, tmp_path: Path) -> tuple[int, str]:
+    run_id = outside(stack, POPULATE, "e2e-backup", tmp_path=tmp_path)["run_id"]
+    project = Project(stack, "e2e backup")
+    project.label(12)
+    token = stack.secret("label_studio/api_token")
+    upload = requests.post(
+        stack.url("labels", f"/api/projects/{project.id}/import"),
+        headers={"Authorization": f"Token {token}"},
+        files={"file": ("more-tasks.json", json.dumps([{"text": "uploaded, kept by the backup"}]), "application/json")},
+        verify=stack.ca,
+        timeout=120,
+    )
+    assert upload.status_code == 201, upload.text[:300]
+    made = stack.mlenv("dataset", "snapshot", str(project.id), "--dataset", "e2e-backup", "--tag", "backed-up")
+    assert made.returncode == 0, made.stdout + made.stderr
+    client = s3(stack, "admin")
+    for content in (b"first\n", b"second\n"):  # two versions in the versioned bucket
+        client.put_object(Bucket="datasets", Key="e2e-backup/versioned.txt", Body=content)
+    client.put_object(Bucket="datasets", Key="e2e-backup/deleted.txt", Body=b"gone\n")
+    client.delete_object(Bucket="datasets", Key="e2e-backup/deleted.txt")  # a delete marker
+    return project.id, run_id
+
+
+def test_backup_host_loss_and_restore_bring_every_record_back(stack, tmp_path, record_property):
+    backups, key = tmp_path / "backups", tmp_path / "keys" / "e2e.agekey"
+    project, run_id = populate(stack, tmp_path)
+    before = snapshot(stack, project, run_id, tmp_path)
+    assert before["mlflow"]["models"]["e2e-backup"][1] == {"production": "1"}
+    assert len(before["label_studio"]["files"]) == 1
+    assert ["e2e-backup/deleted.txt", True, "deleted"] in before["buckets"]["datasets"]
+
+    started = time.monotonic()
+    made = stack.mlenv("backup", "--to", str(backups), "--key", str(key))
+    backup_s = time.monotonic() - started
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-2000:]
+    (folder,) = [path for path in backups.iterdir() if not path.name.startswith(".")]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    parts = {part["name"]: part for part in manifest["parts"]}
+    assert {"postgresql/mlflow", "postgresql/mlflow_auth", "postgresql/labelstudio", "postgresql/mlenv_loop",
+            "label_studio/media", "secrets", "objects/datasets", "objects/mlflow"} <= set(parts)  # fmt: skip
+    assert parts["objects/datasets"]["counts"]["delete_markers"] >= 1
+    assert parts["label_studio/media"]["counts"]["files"] >= 1
+    secret = stack.secret("mlflow/admin_password").encode()
+    for path in folder.rglob("*"):  # encrypted at rest: no secret, no plaintext dump
+        assert path.is_dir() or secret not in path.read_bytes(), path
+    listed = stack.mlenv("backup", "--list", "--to", str(backups))
+    assert folder.name in listed.stdout, listed.stdout
+
+    # Kept on another S3 endpoint (here the stack's own S3 site, in a bucket it does not back up).
+    s3(stack, "admin").create_bucket(Bucket="e2e-backups")
+    remote_env = {**stack.env, "AWS_ENDPOINT_URL": stack.url("s3", ""), "AWS_CA_BUNDLE": stack.ca,
+                  "AWS_ACCESS_KEY_ID": stack.secret("object_store/admin.access_key"),
+                  "AWS_SECRET_ACCESS_KEY": stack.secret("object_store/admin.secret_key")}  # fmt: skip
+    for args in (["backup", "--to", "s3://e2e-backups/team", "--key", str(key)],
+                 ["backup", "--list", "--to", "s3://e2e-backups/team"],
+                 ["restore", "--check", "--to", "s3://e2e-backups/team", "--key", str(key)]):  # fmt: skip
+        done = subprocess.run(["mlenv", *args], env=remote_env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, [*args, done.stdout[-2000:], done.stderr[-2000:]]
+    assert "parts whole; each decrypts to what was backed up" in done.stdout
+    uploaded = [item["Key"] for item in s3(stack, "admin").list_objects_v2(Bucket="e2e-backups")["Contents"]]
+    assert any(name.endswith("/manifest.json") for name in uploaded) and len(uploaded) == len(parts) + 1, uploaded
+
+    # Refused before anything changes: the wrong key, a damaged copy.
+    other = tmp_path / "keys" / "other.agekey"
+    subprocess.run(["age-keygen", "-o", str(other)], capture_output=True, check=True)
+    wrong = stack.mlenv("restore", folder.name, "--to", str(backups), "--key", str(other), "--yes")
+    assert wrong.returncode == 1 and "is not the key" in wrong.stdout, wrong.stdout
+    damaged = backups / "damaged" / folder.name
+    shutil.copytree(folder, damaged)
+    sealed = damaged / parts["postgresql/mlflow"]["file"]
+    sealed.write_bytes(sealed.read_bytes()[:-100])
+    refused = stack.mlenv("restore", str(damaged), "--key", str(key), "--yes")
+    assert refused.returncode == 1 and "damaged or partial; nothing was changed" in refused.stdout, refused.stdout
+    assert outside(stack, SNAPSHOT, run_id, tmp_path=tmp_path) == before["mlflow"]
+
+    purged = stack.mlenv("down", "--purge", stdin=f"{HOST}\n")
+    assert purged.returncode == 0 and "removed" in purged.stdout, purged.stdout
+    gone = subprocess.run(["podman", "container", "exists", HOST], env=stack.env, check=False)
+    assert gone.returncode == 1
+
+    started = time.monotonic()
+    restored = stack.mlenv("restore", "--to", str(backups), "--key", str(key), "--yes")
+    restore_s = time.monotonic() - started
+    assert restored.returncode == 0, restored.stdout[-4000:] + restored.stderr[-2000:]
+    assert "every count as backed up" in restored.stdout
+    assert stack.mlenv("status").returncode == 0
+
+    after = snapshot(stack, project, run_id, tmp_path)
+    for part in ("mlflow", "label_studio", "datasets", "buckets"):
+        assert after[part] == before[part], part
+    # The restored services keep working: a new run, a new annotation.
+    assert outside(stack, POPULATE, "e2e-after-restore", tmp_path=tmp_path)["run_id"]
+    status, _ = label_studio(stack, "POST", f"projects/{project}/import", [{"text": "after the restore"}])
+    assert status == 201
+    rows = sum(sum(part["counts"].values()) for name, part in parts.items() if name.startswith("postgresql/"))
+    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    record_property("figure: backup (s, MB, database rows)", (round(backup_s), round(size / 1e6, 1), rows))
+    record_property("figure: host purged, then restored (s)", round(restore_s))
