@@ -62,6 +62,11 @@ def _timestamp() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+def _stamp(moment: datetime) -> str:
+    """A moment as it appears in folder names."""
+    return moment.strftime("%Y%m%dT%H%M%SZ")
+
+
 def backups_in(destination: Path, environment: str) -> list[Path]:
     """The complete backups of `environment` in `destination`, oldest first."""
     if not destination.is_dir():
@@ -80,17 +85,17 @@ def prune(destination: Path, environment: str, keep: int, report: Reporter) -> l
     return removed
 
 
-def _seal(plain: Path, folder: Path, relative: str, recipient: str, name: str, counts: dict[str, Any]) -> Part:
+def _part(folder: Path, relative: str, name: str, plain_sha256: str, counts: dict[str, Any]) -> Part:
+    """The manifest's entry of the encrypted file folder/relative."""
     target = folder / relative
-    plain_sha256 = encryption.encrypt_file(plain, target, recipient)
-    return Part(
-        name=name,
-        file=relative,
-        bytes=target.stat().st_size,
-        sha256=encryption.sha256_of(target),
-        plain_sha256=plain_sha256,
-        counts=counts,
-    )
+    sha256 = encryption.sha256_of(target)
+    return Part(name=name, file=relative, bytes=target.stat().st_size, sha256=sha256, plain_sha256=plain_sha256,
+                counts=counts)  # fmt: skip
+
+
+def _seal(plain: Path, folder: Path, relative: str, recipient: str, name: str, counts: dict[str, Any]) -> Part:
+    plain_sha256 = encryption.encrypt_file(plain, folder / relative, recipient)
+    return _part(folder, relative, name, plain_sha256, counts)
 
 
 def _secrets_archive(state: Path, target: Path) -> dict[str, Any]:
@@ -118,7 +123,7 @@ def create(
     outputs = platform.read(state)
     recipient = encryption.ensure_identity(key)
     created = _timestamp()
-    name = f"{environment}-{created.strftime('%Y%m%dT%H%M%SZ')}"
+    name = f"{environment}-{_stamp(created)}"
     destination.mkdir(parents=True, exist_ok=True, mode=0o700)
     folder = destination / f".{name}.partial"
     folder.mkdir(mode=0o700)
@@ -142,17 +147,7 @@ def create(
                 relative = f"objects/{bucket}.tar.age"
                 with encryption.encrypting(folder / relative, recipient) as sink:
                     counts = buckets.export(s3, bucket, sink)  # type: ignore[arg-type]
-                target = folder / relative
-                parts.append(
-                    Part(
-                        name=f"objects/{bucket}",
-                        file=relative,
-                        bytes=target.stat().st_size,
-                        sha256=encryption.sha256_of(target),
-                        plain_sha256=sink.hexdigest,
-                        counts=counts,
-                    )
-                )
+                parts.append(_part(folder, relative, f"objects/{bucket}", sink.hexdigest, counts))
         manifest = Manifest(
             environment=environment, created=created, mlenv_version=__version__, recipient=recipient, parts=parts
         )
@@ -202,7 +197,7 @@ def _install_secrets(state: Path, archive: Path, report: Reporter) -> None:
         if not differing:
             return
         if secrets.is_dir():
-            aside = state / f"secrets.before-restore-{_timestamp().strftime('%Y%m%dT%H%M%SZ')}"
+            aside = state / f"secrets.before-restore-{_stamp(_timestamp())}"
             shutil.copytree(secrets, aside)
             aside.chmod(0o700)
             report.info(f"{len(differing)} secret(s) differ from the backup's; the current ones are kept in {aside}")
