@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from mlenv import health
 from tests.e2e.clients import label_studio, mlflow_api, request, s3
 from tests.e2e.conftest import HOST, LOOP_PROJECTS, Stack
 from tests.e2e.labelling import Project
@@ -253,12 +254,17 @@ def models_auth(stack: Stack) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
 
 
-def wait_served(stack: Stack, version: str, model: str = MODEL) -> float:
+def wait_served(stack: Stack, version: str, model: str = MODEL, *, slowest: list[float] | None = None) -> float:
+    """Seconds until `version` is served; `slowest` gets the longest the server took to answer meanwhile."""
     started = time.monotonic()
     while time.monotonic() - started < FOLLOW_TIMEOUT_S:
-        if served_version(stack, model) == version:
+        asked = time.monotonic()
+        answer = served_version(stack, model)
+        if slowest is not None:
+            slowest[:] = [max([*slowest, time.monotonic() - asked])]
+        if answer == version:
             return time.monotonic() - started
-        time.sleep(1)
+        time.sleep(0.5)
     raise AssertionError(f"{model} version {version} not served within {FOLLOW_TIMEOUT_S} s "
                          f"({served_version(stack, model)})")  # fmt: skip
 
@@ -303,8 +309,12 @@ def test_rollback_changes_what_is_served(stack, first_run, record_property):
     result = stack.mlenv("model", "rollback", MODEL)
     assert result.returncode == 0, result.stdout + result.stderr
     assert production_version(stack) == first
-    seconds = wait_served(stack, first)
+    slowest: list[float] = []
+    seconds = wait_served(stack, first, slowest=slowest)
     record_property("figure: mlenv model rollback → previous version served (s)", round(seconds, 1))
+    record_property("figure: slowest model server answer while the version loaded (s)", round(slowest[0], 2))
+    # The version served answers while the next one loads: `mlenv status` would call it down past its timeout.
+    assert slowest[0] < health.TIMEOUT_S, f"the model server stopped answering for {slowest[0]:.1f} s"
 
 
 def test_a_project_out_of_the_loop_keeps_no_webhook_of_the_service(stack, project):

@@ -110,3 +110,38 @@ def alias(host, version: str) -> None:
     source = ("import mlflow, sys; mlflow.MlflowClient().set_registered_model_alias('tickets-served', 'production', "
               "sys.argv[1])")  # fmt: skip
     host.check_output(f"{mlflow_env()} {PYTHON} -c {shlex.quote(source)} {version}")
+
+
+# Polls MLServer's liveness while it loads the aliased version, from its restart until the model is
+# ready; prints the longest it took to answer.
+ANSWERING = """
+import json, sys, time, urllib.error, urllib.request
+slowest, deadline, base = 0.0, time.monotonic() + float(sys.argv[1]), "http://127.0.0.1:8090/v2"
+while time.monotonic() < deadline:
+    asked = time.monotonic()
+    try:
+        urllib.request.urlopen(base + "/health/live", timeout=60).read()
+    except (urllib.error.URLError, ConnectionError):
+        time.sleep(0.2)  # not listening yet
+        continue
+    slowest = max(slowest, time.monotonic() - asked)
+    try:
+        urllib.request.urlopen(base + "/models/tickets-served/ready", timeout=60).read()
+        break
+    except urllib.error.HTTPError:
+        time.sleep(0.2)
+print(json.dumps({"slowest": slowest, "ready": time.monotonic() < deadline}))
+"""
+
+
+def test_the_server_answers_while_it_loads_a_version(host):
+    """The first load after a start imports MLflow and scikit-learn and fetches the artifacts; health
+    keeps answering meanwhile (`mlenv status` gives up after its probe timeout)."""
+    host.check_output("systemctl restart mlenv-model-server")
+    found = json.loads(host.check_output(f"{PYTHON} -c {shlex.quote(ANSWERING)} {FOLLOW_TIMEOUT_S}"))
+    print(f"slowest liveness answer while the version loaded: {found['slowest']:.2f} s")
+    assert found["ready"], "the aliased version did not load"
+    assert found["slowest"] < 5.0, found
+    settings = json.loads(host.file("/var/lib/mlenv-model-server/repository/models/tickets-served/model-settings.json")
+                          .content_string)  # fmt: skip
+    assert settings["implementation"] == "mlenv_model_runtime.MLflowRuntime"
