@@ -1,4 +1,10 @@
-"""Backup and restore of the populated stack, for real: MLflow runs with artifacts and a registered
+"""Day 2 on the shared stack: `mlenv rotate` while clients keep calling, then backup and restore.
+
+Rotation renews every secret it knows while a client loop calls MLflow, S3 and the models site with
+the credentials on disk at each call (what a job given the new variables does); afterwards the old
+values are refused everywhere, the new ones work.
+
+Backup and restore of the populated stack, for real: MLflow runs with artifacts and a registered
 model, a dataset version, Label Studio tasks, annotations and an uploaded file, every version of
 every bucket. Backed up, the host destroyed (`mlenv down --purge`), restored (which brings the host
 up again), then read back through the proxy with the real clients: everything as it was, and the
@@ -10,20 +16,27 @@ the test that stops it for good.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import boto3
 import pytest
 import requests
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
-from tests.e2e.clients import OUTSIDE, label_studio, s3
+from mlenv import health
+from tests.e2e.clients import OUTSIDE, label_studio, mlflow_api, request, s3
 from tests.e2e.conftest import HOST, Stack
 from tests.e2e.labelling import Project
+from tests.e2e.test_loop_service import MODEL, wait_served
 
 pytestmark = pytest.mark.stops_the_stack
 
@@ -158,6 +171,102 @@ def populate(stack: Stack, tmp_path: Path) -> tuple[int, str]:
     return project.id, run_id
 
 
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def refused_calls(stack: Stack, secrets: dict[str, str] | None = None) -> list[str]:
+    """One call per kind of consumer, with `secrets` (default: what is on disk now); those refused."""
+
+    def secret(name: str) -> str:
+        return secrets[name] if secrets else stack.secret(name)
+
+    refused = []
+    search = stack.url("mlflow", "/api/2.0/mlflow/experiments/search?max_results=1")
+    calls = {
+        "mlflow user": lambda: request(stack, search, headers=basic("mlenv-ci", secret("mlflow/users/mlenv-ci")))[0],
+        "mlflow admin": lambda: request(stack, search, headers=basic("admin", secret("mlflow/admin_password")))[0],
+        "models site": lambda: request(
+            stack, stack.url("models", "/v2/health/live"), headers=basic("mlenv", secret("model_server/password"))
+        )[0],
+        "s3": lambda: s3_status(
+            stack, secret("object_store/label-studio.access_key"), secret("object_store/label-studio.secret_key")
+        ),
+    }
+    for name, call in calls.items():
+        try:
+            status = call()
+        except (OSError, KeyError) as err:  # a secret set aside and not yet made, a restart
+            status = type(err).__name__
+        if status != 200:
+            refused.append(f"{name}: {status}")
+    return refused
+
+
+def s3_status(stack: Stack, access_key: str, secret_key: str) -> int:
+    client = boto3.client("s3", endpoint_url=stack.url("s3", ""), region_name="us-east-1", verify=stack.ca,
+                          aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                          config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))  # fmt: skip
+    try:
+        client.list_objects_v2(Bucket="label-studio", MaxKeys=1)
+    except ClientError as err:
+        return int(err.response["ResponseMetadata"]["HTTPStatusCode"])
+    return 200
+
+
+def database_login(stack: Stack, user: str, password: str) -> str:
+    """Logs in to the user's own database on the host (the password on stdin, not argv); psql's error or ''."""
+    login = 'read -r PGPASSWORD; export PGPASSWORD; psql -h 127.0.0.1 -U "$1" -d "$1" -tAc \'select 1\''
+    done = subprocess.run(["podman", "exec", "-i", HOST, "sh", "-c", login, "sh", user], input=password + "\n",
+                          env=stack.env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    return "" if done.returncode == 0 and done.stdout.strip() == "1" else done.stderr.strip() or "no answer"
+
+
+def test_rotate_renews_every_secret_while_clients_keep_working(stack, record_property):
+    names = ("mlflow/users/mlenv-ci", "mlflow/admin_password", "model_server/password", "postgresql/mlflow",
+             "object_store/label-studio.access_key", "object_store/label-studio.secret_key")  # fmt: skip
+    old = {name: stack.secret(name) for name in names}
+    assert refused_calls(stack) == []
+    refusals: list[tuple[float, list[str]]] = []
+    done = threading.Event()
+
+    def clients() -> None:
+        while not done.is_set():
+            found = refused_calls(stack)
+            if found:
+                refusals.append((time.monotonic(), found))
+            done.wait(0.5)
+
+    caller = threading.Thread(target=clients, daemon=True)
+    started = time.monotonic()
+    caller.start()
+    rotated = stack.mlenv("rotate")
+    ended = time.monotonic()
+    done.set()
+    caller.join(timeout=120)
+    assert rotated.returncode == 0, rotated.stdout[-4000:] + rotated.stderr[-2000:]
+    assert "every service answers with the new values" in rotated.stdout
+    assert not list((stack.state / "secrets").rglob("*.previous"))
+
+    new = {name: stack.secret(name) for name in names}
+    assert all(new[name] != old[name] for name in names), [name for name in names if new[name] == old[name]]
+    assert refused_calls(stack) == [], "the new values do not work"
+    assert sorted(refused_calls(stack, old)) == sorted(["mlflow user: 401", "mlflow admin: 401", "models site: 401",
+                                                        "s3: 403"])  # fmt: skip
+    assert "password authentication failed" in database_login(stack, "mlflow", old["postgresql/mlflow"])
+    assert database_login(stack, "mlflow", new["postgresql/mlflow"]) == ""
+    # Refused only while the rotation ran.
+    assert all(started <= moment <= ended for moment, _ in refusals)
+    windows: dict[str, list[float]] = {}
+    for moment, found in refusals:
+        for kind in found:
+            windows.setdefault(kind.split(":")[0], []).append(moment)
+    record_property(
+        "figure: mlenv rotate (s; per consumer: calls refused meanwhile, first to last refusal s)",
+        (round(ended - started), {kind: (len(at), round(at[-1] - at[0], 1)) for kind, at in windows.items()}),
+    )
+
+
 def test_backup_host_loss_and_restore_bring_every_record_back(stack, tmp_path, record_property):
     backups, key = tmp_path / "backups", tmp_path / "keys" / "e2e.agekey"
     project, run_id = populate(stack, tmp_path)
@@ -220,7 +329,13 @@ def test_backup_host_loss_and_restore_bring_every_record_back(stack, tmp_path, r
     restore_s = time.monotonic() - started
     assert restored.returncode == 0, restored.stdout[-4000:] + restored.stderr[-2000:]
     assert "every count as backed up" in restored.stdout
-    assert stack.mlenv("status").returncode == 0
+    after_restore = stack.mlenv("status")
+    assert after_restore.returncode == 0, after_restore.stdout
+    served = mlflow_api(stack, f"registered-models/alias?name={MODEL}&alias=production")
+    if served[0] == 200:  # the loop's model, when its tests ran first: served again, answering while it loads
+        slowest: list[float] = []
+        wait_served(stack, served[1]["model_version"]["version"], slowest=slowest)
+        assert slowest[0] < health.TIMEOUT_S, f"the model server stopped answering for {slowest[0]:.1f} s"
 
     after = snapshot(stack, project, run_id, tmp_path)
     for part in ("mlflow", "label_studio", "datasets", "buckets"):

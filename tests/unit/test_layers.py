@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src/mlenv"
 
 # Lowest first; a module may import its own layer and those below.
 LAYERS = [
-    {"errors", "files", "paths", "rules", "accelerators", "reporting", "lock", "encryption", "__init__"},
+    {"errors", "files", "paths", "rules", "accelerators", "reporting", "lock", "encryption", "rotation", "__init__"},
     {"config"},
     {"outputs", "clients", "inputs", "settings", "hostimage", "localhost", "preflight", "health", "handover", "starter"}
     | {"runners", "training_env", "report_page", "backup"},

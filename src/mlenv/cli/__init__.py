@@ -51,11 +51,28 @@ from mlenv.cli.init import init  # noqa: E402
 from mlenv.cli.model import lineage, model  # noqa: E402
 from mlenv.cli.plan import plan  # noqa: E402
 from mlenv.cli.report import report  # noqa: E402
+from mlenv.cli.rotate import rotate  # noqa: E402
 from mlenv.cli.runs import runs  # noqa: E402
 from mlenv.cli.status import status  # noqa: E402
 from mlenv.cli.up import up  # noqa: E402
 from mlenv.cli.version import version  # noqa: E402
 
-COMMANDS = (init, plan, up, status, credentials, down, backup, restore, dataset, model, lineage, runs, report, version)
+COMMANDS = (
+    init,
+    plan,
+    up,
+    status,
+    credentials,
+    down,
+    backup,
+    restore,
+    rotate,
+    dataset,
+    model,
+    lineage,
+    runs,
+    report,
+    version,
+)
 for command in COMMANDS:
     main.add_command(command)

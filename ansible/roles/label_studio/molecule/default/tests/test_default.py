@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -154,6 +155,8 @@ def test_tasks_from_the_bucket_are_annotated_and_exported_to_the_bucket(host, pr
     s3(host, "reviews/tasks/", put=("reviews/tasks/batch-1.json", json.dumps(tasks)))
     importer = storage(host, "import", project["id"])
     assert api(host, "POST", f"storages/s3/{importer['id']}/sync")["status"] == 200
+    # Which keys it was given, without them (a rotation gives the new ones to a storage whose mark differs).
+    assert re.fullmatch(r"mlenv keys [0-9a-f]{16}", importer["description"]), importer["description"]
     deadline = time.monotonic() + 60
     imported: list = []
     while time.monotonic() < deadline and len(imported) < 2:
