@@ -38,12 +38,12 @@ def label_studio(stack: Stack, method: str, path: str, body: object = None):
                    headers={"Authorization": f"Token {token}"})  # fmt: skip
 
 
-def s3(stack: Stack, identity: str, *, secret: str | None = None):
+def s3(stack: Stack, identity: str, *, secret: str | None = None, access_key: str | None = None):
     return boto3.client(
         "s3",
         endpoint_url=stack.url("s3", ""),
         region_name="us-east-1",
-        aws_access_key_id=stack.secret(f"object_store/{identity}.access_key"),
+        aws_access_key_id=access_key or stack.secret(f"object_store/{identity}.access_key"),
         aws_secret_access_key=secret or stack.secret(f"object_store/{identity}.secret_key"),
         verify=stack.ca,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),

@@ -26,10 +26,8 @@ import threading
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from mlenv import health
@@ -204,9 +202,7 @@ def refused_calls(stack: Stack, secrets: dict[str, str] | None = None) -> list[s
 
 
 def s3_status(stack: Stack, access_key: str, secret_key: str) -> int:
-    client = boto3.client("s3", endpoint_url=stack.url("s3", ""), region_name="us-east-1", verify=stack.ca,
-                          aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-                          config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))  # fmt: skip
+    client = s3(stack, "label-studio", access_key=access_key, secret=secret_key)
     try:
         client.list_objects_v2(Bucket="label-studio", MaxKeys=1)
     except ClientError as err:
