@@ -4,7 +4,8 @@ Every secret is a 0600 file in the state's `secrets/` folder that the roles read
 when it is missing. Rotating one sets the file aside as `<file>.previous` and converges: the
 roles generate the new value and hand it to every consumer (PostgreSQL's role, SeaweedFS's
 identities, MLflow's users through its API signed in with the previous admin password where
-that one changes, Label Studio's storage connections, the services' environment files). The
+that one changes, Label Studio's accounts and storage connections, the trigger service's webhooks
+on Label Studio, the proxy's certificate, the services' environment files). The
 `.previous` files are removed once the converge and the health checks passed; while any is
 left a rotation is under way, and the next `mlenv rotate` finishes it instead of starting
 another.
@@ -36,10 +37,28 @@ KINDS = (
     Kind("object_store", ("object_store/*.access_key", "object_store/*.secret_key"), "every S3 identity's keys"),
     Kind(
         "mlflow",
-        ("mlflow/admin_password", "mlflow/users/*", "model_server/mlflow_password", "ml_loop/train_mlflow_password"),
-        "the MLflow admin's and users' passwords",
+        (
+            "mlflow/admin_password",
+            "mlflow/users/*",
+            "model_server/mlflow_password",
+            "ml_loop/train_mlflow_password",
+            "mlflow/flask_secret_key",
+        ),
+        "the MLflow admin's and users' passwords, and the key that signs its sessions",
+    ),
+    Kind(
+        "label_studio",
+        ("label_studio/admin_password", "label_studio/api_token", "label_studio/users/*"),
+        "the Label Studio administrator's and users' passwords and API tokens",
+    ),
+    Kind(
+        "ml_loop",
+        ("ml_loop/webhook_secret", "ml_loop/api_token", "ml_loop/prediction_log_token"),
+        "the loop's webhook secret (Label Studio's webhooks and ML backend) and its API tokens",
     ),
     Kind("model_server", ("model_server/password",), "the models site's password"),
+    # A new key and certificate from the same CA: clients that trust the CA see no change.
+    Kind("tls", ("ca/server.key", "ca/server.crt"), "the proxy's server key and certificate"),
 )
 
 

@@ -20,23 +20,32 @@ import base64
 import hashlib
 import json
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 from botocore.exceptions import ClientError
 
 from mlenv import health
+from mlenv.config import CI_LABEL_STUDIO_USER as CI_USER
+from mlenv_loop.webhooks import SECRET_HEADER
 from tests.e2e.clients import OUTSIDE, label_studio, mlflow_api, request, s3
 from tests.e2e.conftest import HOST, Stack
 from tests.e2e.labelling import Project
 from tests.e2e.test_loop_service import MODEL, wait_served
+from tests.helpers import runbooks
 
 pytestmark = pytest.mark.stops_the_stack
+
+ADMIN_EMAIL = "admin@mlenv.local"  # the label_studio role's default
 
 POPULATE = """
 import json, os, sys, tempfile
@@ -179,26 +188,71 @@ def refused_calls(stack: Stack, secrets: dict[str, str] | None = None) -> list[s
     def secret(name: str) -> str:
         return secrets[name] if secrets else stack.secret(name)
 
+    def answer(url: str, headers: Callable[[], dict[str, str]], body: object = None) -> Callable[[], int]:
+        method = "GET" if body is None else "POST"
+        return lambda: request(stack, url, method=method, body=body, headers=headers())[0]
+
+    def bearer(name: str) -> Callable[[], dict[str, str]]:
+        return lambda: {"Authorization": f"Bearer {secret(name)}"}
+
+    def token(name: str) -> Callable[[], dict[str, str]]:
+        return lambda: {"Authorization": f"Token {secret(name)}"}
+
     refused = []
     search = stack.url("mlflow", "/api/2.0/mlflow/experiments/search?max_results=1")
+    whoami = stack.url("labels", "/api/current-user/whoami")
+    loop = stack.url("loop", "/")
+    # name → (call, the status that means the secret was taken)
     calls = {
-        "mlflow user": lambda: request(stack, search, headers=basic("mlenv-ci", secret("mlflow/users/mlenv-ci")))[0],
-        "mlflow admin": lambda: request(stack, search, headers=basic("admin", secret("mlflow/admin_password")))[0],
-        "models site": lambda: request(
-            stack, stack.url("models", "/v2/health/live"), headers=basic("mlenv", secret("model_server/password"))
-        )[0],
-        "s3": lambda: s3_status(
-            stack, secret("object_store/label-studio.access_key"), secret("object_store/label-studio.secret_key")
+        "mlflow user": (answer(search, lambda: basic("mlenv-ci", secret("mlflow/users/mlenv-ci"))), 200),
+        "mlflow admin": (answer(search, lambda: basic("admin", secret("mlflow/admin_password"))), 200),
+        "models site": (
+            answer(stack.url("models", "/v2/health/live"), lambda: basic("mlenv", secret("model_server/password"))),
+            200,
         ),
+        "s3": (
+            lambda: s3_status(
+                stack, secret("object_store/label-studio.access_key"), secret("object_store/label-studio.secret_key")
+            ),
+            200,
+        ),
+        "label studio admin": (answer(whoami, token("label_studio/api_token")), 200),
+        "label studio ci": (answer(whoami, token(f"label_studio/users/{CI_USER}.api_token")), 200),
+        "label studio admin login": (lambda: label_studio_login(stack, secret("label_studio/admin_password")), 302),
+        "loop api": (answer(loop + "api/projects", bearer("ml_loop/api_token")), 200),
+        # An empty body is refused (400) only once the secret was taken.
+        "webhook": (
+            answer(loop + "webhooks/label-studio", lambda: {SECRET_HEADER: secret("ml_loop/webhook_secret")}, {}),
+            400,
+        ),
+        "prediction log": (answer(loop + "api/predictions", bearer("ml_loop/prediction_log_token"), {}), 400),
     }
-    for name, call in calls.items():
+    for name, (call, taken) in calls.items():
         try:
             status = call()
         except (OSError, KeyError) as err:  # a secret set aside and not yet made, a restart
             status = type(err).__name__
-        if status != 200:
+        if status != taken:
             refused.append(f"{name}: {status}")
     return refused
+
+
+def label_studio_login(stack: Stack, password: str) -> int:
+    """Signs in to Label Studio's web page as the administrator, as a browser does; 302 when it lets in."""
+    page = stack.url("labels", "/user/login/")
+    with requests.Session() as session:
+        form = session.get(page, verify=stack.ca, timeout=60)
+        if form.status_code != 200:
+            return form.status_code
+        answer = session.post(
+            page,
+            data={"email": ADMIN_EMAIL, "password": password, "csrfmiddlewaretoken": session.cookies.get("csrftoken")},
+            headers={"Referer": page},
+            allow_redirects=False,
+            verify=stack.ca,
+            timeout=60,
+        )
+    return answer.status_code
 
 
 def s3_status(stack: Stack, access_key: str, secret_key: str) -> int:
@@ -208,6 +262,17 @@ def s3_status(stack: Stack, access_key: str, secret_key: str) -> int:
     except ClientError as err:
         return int(err.response["ResponseMetadata"]["HTTPStatusCode"])
     return 200
+
+
+def served_certificate(stack: Stack) -> bytes:
+    """The proxy's certificate as a client reaching a site sees it, verified against the CA."""
+    site = urlsplit(stack.url("mlflow"))
+    context = ssl.create_default_context(cafile=stack.ca)
+    with (
+        socket.create_connection((site.hostname, site.port), timeout=30) as connection,
+        context.wrap_socket(connection, server_hostname=site.hostname) as tls,
+    ):
+        return tls.getpeercert(binary_form=True) or b""
 
 
 def database_login(stack: Stack, user: str, password: str) -> str:
@@ -220,9 +285,15 @@ def database_login(stack: Stack, user: str, password: str) -> str:
 
 def test_rotate_renews_every_secret_while_clients_keep_working(stack, record_property):
     names = ("mlflow/users/mlenv-ci", "mlflow/admin_password", "model_server/password", "postgresql/mlflow",
-             "object_store/label-studio.access_key", "object_store/label-studio.secret_key")  # fmt: skip
+             "object_store/label-studio.access_key", "object_store/label-studio.secret_key",
+             "label_studio/api_token", f"label_studio/users/{CI_USER}.api_token", "label_studio/admin_password",
+             "ml_loop/api_token", "ml_loop/webhook_secret", "ml_loop/prediction_log_token")  # fmt: skip
     old = {name: stack.secret(name) for name in names}
+    old_certificate = served_certificate(stack)
     assert refused_calls(stack) == []
+    listed = runbooks.run(runbooks.block("rotate-secrets.md", "See what can be rotated"), stack.env)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert all(name in listed.stdout for name in names) and old["mlflow/admin_password"] not in listed.stdout
     refusals: list[tuple[float, list[str]]] = []
     done = threading.Event()
 
@@ -236,7 +307,7 @@ def test_rotate_renews_every_secret_while_clients_keep_working(stack, record_pro
     caller = threading.Thread(target=clients, daemon=True)
     started = time.monotonic()
     caller.start()
-    rotated = stack.mlenv("rotate")
+    rotated = runbooks.run(runbooks.block("rotate-secrets.md", "Rotate"), stack.env)
     ended = time.monotonic()
     done.set()
     caller.join(timeout=120)
@@ -247,8 +318,24 @@ def test_rotate_renews_every_secret_while_clients_keep_working(stack, record_pro
     new = {name: stack.secret(name) for name in names}
     assert all(new[name] != old[name] for name in names), [name for name in names if new[name] == old[name]]
     assert refused_calls(stack) == [], "the new values do not work"
-    assert sorted(refused_calls(stack, old)) == sorted(["mlflow user: 401", "mlflow admin: 401", "models site: 401",
-                                                        "s3: 403"])  # fmt: skip
+    assert sorted(refused_calls(stack, old)) == sorted(
+        ["mlflow user: 401", "mlflow admin: 401", "models site: 401", "s3: 403", "label studio admin: 401",
+         "label studio ci: 401", "label studio admin login: 200", "loop api: 401", "webhook: 401",
+         "prediction log: 401"]  # the login page again, for a wrong password
+    )  # fmt: skip
+    # A new key and certificate from the same CA (every call above verified it against the CA file).
+    assert served_certificate(stack) != old_certificate
+    assert ssl.DER_cert_to_PEM_cert(served_certificate(stack)).strip() == (
+        (stack.state / "secrets/ca/server.crt").read_text().strip()
+    )
+    # What Label Studio sends to the trigger service: its webhooks carry the new secret.
+    status, answer = request(stack, stack.url("loop", "/api/projects"), headers={
+        "Authorization": f"Bearer {new['ml_loop/api_token']}"})  # fmt: skip
+    hooks = [project["webhook_id"] for project in answer["projects"] if project["webhook_id"]]
+    assert status == 200 and hooks, answer
+    for hook in hooks:
+        found = label_studio(stack, "GET", f"webhooks/{hook}/")[1]
+        assert found["headers"] == {SECRET_HEADER: new["ml_loop/webhook_secret"]}, hook
     assert "password authentication failed" in database_login(stack, "mlflow", old["postgresql/mlflow"])
     assert database_login(stack, "mlflow", new["postgresql/mlflow"]) == ""
     # Refused only while the rotation ran.

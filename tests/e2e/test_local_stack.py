@@ -21,6 +21,7 @@ from botocore.config import Config
 
 from tests.e2e.clients import OUTSIDE, label_studio, mlflow_api, request, s3
 from tests.e2e.conftest import DOMAIN, HOST
+from tests.helpers import runbooks
 from tests.helpers.mlflow_client import log_run_and_register
 
 # The object store's S3 API as the services on the host reach it (its own loopback address).
@@ -294,13 +295,14 @@ def test_label_studio_is_let_through_to_exactly_s3_and_the_trigger_service(stack
     assert "reserved network address" not in str(answer), answer
 
 
-def test_a_second_up_changes_nothing_and_skips_the_checks_its_inputs_passed(stack):
-    again = stack.mlenv("up")
-    assert again.returncode == 0, again.stdout[-3000:]
-    assert ", 0 changes;" in again.stdout, again.stdout
-    # The first up recorded its inputs; this one had the same, so the up-front pass ended at once and
+def test_the_runbooks_up_again_changes_nothing_and_skips_the_checks_its_inputs_passed(stack):
+    # `make up` (the README's command: install, then mlenv up) and `mlenv up` on the converged stack.
+    again = runbooks.run(runbooks.block("local-environment.md", "Bring it up, or bring it back"), stack.env)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert again.stdout.count(", 0 changes;") == 2, again.stdout
+    # The first up recorded its inputs; these had the same, so the up-front pass ended at once and
     # each role checked itself (mlenv/inputs.py).
-    log = Path(re.search(r"log: (\S+)", again.stdout)[1]).read_text()  # type: ignore[index]
+    log = Path(re.findall(r"log: (\S+)", again.stdout)[-1]).read_text()
     assert "TASK [Skip the pass when these inputs passed it before]" in log
     assert "Check the settings the inventory gives each role" not in log
     assert "postgresql : Check the inputs" in log
@@ -314,7 +316,7 @@ def test_an_up_killed_mid_converge_was_resumed_by_the_next(stack):
 
 
 def test_status_is_all_green_with_auth(stack):
-    result = stack.mlenv("status")
+    result = runbooks.run(runbooks.block("local-environment.md", "Is it healthy?"), stack.env)
     assert result.returncode == 0, result.stdout
     services = ("mlflow", "label_studio", "object_store", "ml_loop", "model_server")
     for service in services:
@@ -372,19 +374,26 @@ def test_a_renewed_ci_token_replaces_the_old_one_at_the_next_up(stack):
 
 
 @pytest.mark.stops_the_stack
-def test_down_stops_the_host_keeps_the_data_and_status_says_down(stack):
-    # Last of the run: the stack stays stopped; the fixture then purges it.
-    result = stack.mlenv("down")
-    assert result.returncode == 0, result.stdout
+def test_down_stops_the_host_keeps_the_data_and_purge_removes_it(stack):
+    # Last of the run, as the runbook says: stopped (status says so), then removed.
+    result = runbooks.run(runbooks.block("local-environment.md", "Stop"), stack.env)
+    assert result.returncode == 0, result.stdout + result.stderr
     assert "stopped (data kept)" in result.stdout
-    state = subprocess.run(
+    assert host_state(stack) == "exited"
+    status = stack.mlenv("status")
+    assert status.returncode == 1
+    assert "error: down: " in status.stdout
+    removed = runbooks.run(runbooks.block("local-environment.md", "Remove"), stack.env, stdin=f"{HOST}\n")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert host_state(stack) == "gone"
+    assert (stack.state / "secrets/mlflow/admin_password").is_file()  # the secrets stay, as the page says
+
+
+def host_state(stack) -> str:
+    found = subprocess.run(
         ["podman", "container", "inspect", "--format", "{{.State.Status}}", HOST],
         env=stack.env,
         capture_output=True,
         text=True,
-        check=True,
     )
-    assert state.stdout.strip() == "exited"
-    status = stack.mlenv("status")
-    assert status.returncode == 1
-    assert "error: down: " in status.stdout
+    return found.stdout.strip() if found.returncode == 0 else "gone"

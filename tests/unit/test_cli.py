@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -171,6 +172,32 @@ def test_credentials_show_where_secrets_are_not_what_they_are(run) -> None:
     assert "pw-mlflow" not in hidden.output and "tok" not in hidden.output.replace("token", "")
     shown = run("credentials", "--show-secrets")
     assert "pw-mlflow" in shown.output and "│ tok " in shown.output
+
+
+def test_credentials_env_gives_a_shell_the_clients_variables_without_printing_a_secret(run, tmp_path: Path) -> None:
+    write_outputs(run.state, 8443)
+    outputs = json.loads((run.state / "outputs.json").read_text())
+    outputs["ca_certificate"] = str(run.state / "secrets/ca/ca.crt")
+    (run.state / "secrets" / "it's here").mkdir()  # a path the shell must get quoted
+    (run.state / "secrets/mlflow/admin_password").rename(run.state / "secrets/it's here/admin_password")
+    outputs["services"]["mlflow"]["account"]["secrets"]["password"] = "it's here/admin_password"
+    (run.state / "outputs.json").write_text(json.dumps(outputs))
+    printed = run("credentials", "--env")
+    assert printed.exit_code == 0, printed.output
+    assert "pw-mlflow" not in printed.output and "tok\n" not in printed.output
+    shell = subprocess.run(
+        ["bash", "-c", printed.output + "\nenv"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    found = dict(line.split("=", 1) for line in shell.stdout.splitlines() if "=" in line)
+    assert found["MLFLOW_TRACKING_URI"] == "https://mlflow.mlenv.localhost:8443"
+    assert found["MLFLOW_TRACKING_USERNAME"] == "admin" and found["MLFLOW_TRACKING_PASSWORD"] == "pw-mlflow"
+    assert found["LABEL_STUDIO_URL"] == "https://labels.mlenv.localhost:8443" and found["LABEL_STUDIO_API_KEY"] == "tok"
+    assert found["REQUESTS_CA_BUNDLE"] == found["AWS_CA_BUNDLE"] == str(run.state / "secrets/ca/ca.crt")
+    assert "AWS_ACCESS_KEY_ID" not in found  # no object store among these outputs
 
 
 def test_second_run_is_refused_while_one_holds_the_environment(run) -> None:

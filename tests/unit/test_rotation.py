@@ -22,8 +22,14 @@ SECRETS = {
     "object_store/mlflow.secret_key": "sk",
     "mlflow/admin_password": "admin",
     "mlflow/users/mlenv-ci": "ci",
-    "mlflow/flask_secret_key": "not rotated: sessions",
+    "mlflow/flask_secret_key": "sessions",
     "model_server/password": "models",
+    "label_studio/api_token": "ls-token",
+    "label_studio/users/ci@mlenv.local.api_token": "ls-ci-token",
+    "ml_loop/webhook_secret": "hook",
+    "ca/server.key": "server key",
+    "ca/server.crt": "server certificate",
+    "ca/ca.key": "not rotated: every client trusts its certificate",
     "ssh/id_ed25519": "the host's key",
 }
 
@@ -39,8 +45,8 @@ def secrets(tmp_path: Path) -> Path:
 
 def test_only_the_secrets_whose_consumers_follow_a_converge_are_rotatable(secrets: Path) -> None:
     found = rotation.rotatable(secrets)
-    assert "ssh/id_ed25519" not in found and "mlflow/flask_secret_key" not in found
-    assert set(found) == set(SECRETS) - {"ssh/id_ed25519", "mlflow/flask_secret_key"}
+    assert "ssh/id_ed25519" not in found and "ca/ca.key" not in found
+    assert set(found) == set(SECRETS) - {"ssh/id_ed25519", "ca/ca.key"}
 
 
 def test_names_pick_kinds_or_single_secrets(secrets: Path) -> None:
@@ -48,6 +54,13 @@ def test_names_pick_kinds_or_single_secrets(secrets: Path) -> None:
     assert rotation.chosen(secrets, ["mlflow/users/mlenv-ci", "mlflow"]) == [
         "mlflow/users/mlenv-ci",
         "mlflow/admin_password",
+        "mlflow/flask_secret_key",
+    ]
+    assert rotation.chosen(secrets, ["tls", "label_studio"]) == [
+        "ca/server.crt",
+        "ca/server.key",
+        "label_studio/api_token",
+        "label_studio/users/ci@mlenv.local.api_token",
     ]
     assert rotation.chosen(secrets, []) == rotation.rotatable(secrets)
 
@@ -132,7 +145,7 @@ def test_a_rotation_left_unhealthy_keeps_the_old_values_and_the_next_run_finishe
     again = run(tmp_path, monkeypatch, profile, [])  # no names: this one is finished, no other begun
     assert again.exit_code == 0, again.output
     assert (secrets / "postgresql/mlflow").read_text() == "db-1"
-    assert "finishing the rotation of 2 secret(s) started before" in again.output
+    assert "finishing the rotation of 3 secret(s) started before" in again.output
     # Generated once: the second run converges the values the first made, it does not rotate twice.
     assert (secrets / "mlflow/admin_password").read_text() == "new 1"
     assert not list(secrets.rglob("*.previous"))
