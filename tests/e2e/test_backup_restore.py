@@ -46,6 +46,7 @@ from tests.helpers import runbooks
 pytestmark = pytest.mark.stops_the_stack
 
 ADMIN_EMAIL = "admin@mlenv.local"  # the label_studio role's default
+RUNBOOK = "backup-and-restore.md"
 
 POPULATE = """
 import json, os, sys, tempfile
@@ -358,11 +359,15 @@ def test_backup_host_loss_and_restore_bring_every_record_back(stack, tmp_path, r
     assert len(before["label_studio"]["files"]) == 1
     assert ["e2e-backup/deleted.txt", True, "deleted"] in before["buckets"]["datasets"]
 
+    # The runbook's blocks, with the backups' folder and key where the test keeps them.
+    where = {"MLENV_BACKUP_DIR": str(backups), "MLENV_BACKUP_KEY": str(key)}
     started = time.monotonic()
-    made = stack.mlenv("backup", "--to", str(backups), "--key", str(key))
-    backup_s = time.monotonic() - started
+    made = runbooks.run(runbooks.block(RUNBOOK, "Back up"), stack.env, inputs=where)
+    backup_s = time.monotonic() - started  # with the listing and the check: seconds
     assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-2000:]
+    assert "parts whole; each decrypts to what was backed up" in made.stdout
     (folder,) = [path for path in backups.iterdir() if not path.name.startswith(".")]
+    assert folder.name in made.stdout  # listed
     manifest = json.loads((folder / "manifest.json").read_text())
     parts = {part["name"]: part for part in manifest["parts"]}
     assert {"postgresql/mlflow", "postgresql/mlflow_auth", "postgresql/labelstudio", "postgresql/mlenv_loop",
@@ -372,19 +377,14 @@ def test_backup_host_loss_and_restore_bring_every_record_back(stack, tmp_path, r
     secret = stack.secret("mlflow/admin_password").encode()
     for path in folder.rglob("*"):  # encrypted at rest: no secret, no plaintext dump
         assert path.is_dir() or secret not in path.read_bytes(), path
-    listed = stack.mlenv("backup", "--list", "--to", str(backups))
-    assert folder.name in listed.stdout, listed.stdout
 
     # Kept on another S3 endpoint (here the stack's own S3 site, in a bucket it does not back up).
     s3(stack, "admin").create_bucket(Bucket="e2e-backups")
-    remote_env = {**stack.env, "AWS_ENDPOINT_URL": stack.url("s3", ""), "AWS_CA_BUNDLE": stack.ca,
-                  "AWS_ACCESS_KEY_ID": stack.secret("object_store/admin.access_key"),
-                  "AWS_SECRET_ACCESS_KEY": stack.secret("object_store/admin.secret_key")}  # fmt: skip
-    for args in (["backup", "--to", "s3://e2e-backups/team", "--key", str(key)],
-                 ["backup", "--list", "--to", "s3://e2e-backups/team"],
-                 ["restore", "--check", "--to", "s3://e2e-backups/team", "--key", str(key)]):  # fmt: skip
-        done = subprocess.run(["mlenv", *args], env=remote_env, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, [*args, done.stdout[-2000:], done.stderr[-2000:]]
+    remote = {"AWS_ENDPOINT_URL": stack.url("s3", ""), "AWS_CA_BUNDLE": stack.ca, "BACKUPS_URL": "s3://e2e-backups/team",
+              "AWS_ACCESS_KEY_ID": stack.secret("object_store/admin.access_key"),
+              "AWS_SECRET_ACCESS_KEY": stack.secret("object_store/admin.secret_key"), **where}  # fmt: skip
+    done = runbooks.run(runbooks.block(RUNBOOK, "Back up to another S3 endpoint"), stack.env, inputs=remote)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "parts whole; each decrypts to what was backed up" in done.stdout
     uploaded = [item["Key"] for item in s3(stack, "admin").list_objects_v2(Bucket="e2e-backups")["Contents"]]
     assert any(name.endswith("/manifest.json") for name in uploaded) and len(uploaded) == len(parts) + 1, uploaded
@@ -402,18 +402,13 @@ def test_backup_host_loss_and_restore_bring_every_record_back(stack, tmp_path, r
     assert refused.returncode == 1 and "damaged or partial; nothing was changed" in refused.stdout, refused.stdout
     assert outside(stack, SNAPSHOT, run_id, tmp_path=tmp_path) == before["mlflow"]
 
-    purged = stack.mlenv("down", "--purge", stdin=f"{HOST}\n")
-    assert purged.returncode == 0 and "removed" in purged.stdout, purged.stdout
-    gone = subprocess.run(["podman", "container", "exists", HOST], env=stack.env, check=False)
-    assert gone.returncode == 1
-
     started = time.monotonic()
-    restored = stack.mlenv("restore", "--to", str(backups), "--key", str(key), "--yes")
-    restore_s = time.monotonic() - started
-    assert restored.returncode == 0, restored.stdout[-4000:] + restored.stderr[-2000:]
-    assert "every count as backed up" in restored.stdout
-    after_restore = stack.mlenv("status")
-    assert after_restore.returncode == 0, after_restore.stdout
+    lost = runbooks.run(runbooks.block(RUNBOOK, "After losing the host"), stack.env, inputs=where, stdin=f"{HOST}\n")
+    restore_s = time.monotonic() - started  # the purge (seconds), the restore, the status
+    assert lost.returncode == 0, lost.stdout[-4000:] + lost.stderr[-2000:]
+    assert "removed" in lost.stdout, lost.stdout[:2000]
+    assert "every count as backed up" in lost.stdout
+    assert lost.stdout.count("auth OK, anonymous refused") == 5, lost.stdout[-3000:]
     served = mlflow_api(stack, f"registered-models/alias?name={MODEL}&alias=production")
     if served[0] == 200:  # the loop's model, when its tests ran first: served again, answering while it loads
         slowest: list[float] = []
@@ -427,6 +422,15 @@ def test_backup_host_loss_and_restore_bring_every_record_back(stack, tmp_path, r
     assert outside(stack, POPULATE, "e2e-after-restore", tmp_path=tmp_path)["run_id"]
     status, _ = label_studio(stack, "POST", f"projects/{project}/import", [{"text": "after the restore"}])
     assert status == 201
+    # By hand, without mlenv: the playbooks' round trip on the restored host, every count as dumped.
+    dumps = tmp_path / "dumps"
+    by_hand = runbooks.run(runbooks.block(RUNBOOK, "Without mlenv"), stack.env, inputs={"DUMPS": str(dumps)})
+    assert by_hand.returncode == 0, by_hand.stdout[-4000:] + by_hand.stderr[-2000:]
+    dumped = sorted(dumps.rglob("*.counts.json"))
+    assert len(dumped) >= 5, dumped  # four databases and the media
+    for counts in dumped:
+        restored = counts.with_name(counts.name.replace(".counts.json", ".restored.json"))
+        assert json.loads(restored.read_text()) == json.loads(counts.read_text()), restored
     rows = sum(sum(part["counts"].values()) for name, part in parts.items() if name.startswith("postgresql/"))
     size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
     record_property("figure: backup (s, MB, database rows)", (round(backup_s), round(size / 1e6, 1), rows))

@@ -11,8 +11,9 @@ import subprocess
 import pytest
 
 from tests.e2e.clients import OUTSIDE, mlflow_api, s3
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import DOMAIN, Stack
 from tests.e2e.labelling import Project
+from tests.helpers import runbooks
 from tests.helpers.template_venv import TEMPLATE, template_python
 
 DATASET = "tickets-e2e"
@@ -20,6 +21,7 @@ MODEL = "tickets-e2e"
 FIRST_LABELS = 30
 MORE_LABELS = 240
 TRAIN_TIMEOUT_S = 300
+RUNBOOK = "models.md"
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +44,11 @@ def bucket_keys(stack: Stack, prefix: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def first_version(stack: Stack, project: Project) -> dict:
-    result = stack.mlenv("dataset", "snapshot", str(project.id), "--dataset", DATASET, "--tag", "first")
+    freeze = runbooks.block(RUNBOOK, "Freeze the labels of a project")
+    result = runbooks.run(freeze, stack.env, inputs={"PROJECT": str(project.id), "DATASET": DATASET})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "new version" in result.stdout
-    return mlenv_json(stack, "dataset", "show", f"{DATASET}@first")  # type: ignore[return-value]
+    return mlenv_json(stack, "dataset", "show", f"{DATASET}@candidate")  # type: ignore[return-value]
 
 
 def test_a_snapshot_is_a_content_addressed_version_in_the_bucket(stack, project, first_version):
@@ -56,7 +59,7 @@ def test_a_snapshot_is_a_content_addressed_version_in_the_bucket(stack, project,
     expected = {label: [label for _, label in project.tasks[:FIRST_LABELS]].count(label) for _, label in project.tasks}
     assert first_version["labels"] == {label: count for label, count in sorted(expected.items()) if count}
     assert first_version["source"]["project_id"] == project.id
-    assert first_version["tags"] == ["first"]
+    assert first_version["tags"] == ["candidate"]
     keys = bucket_keys(stack, f"{DATASET}/versions/{version}/")
     assert keys == [f"{DATASET}/versions/{version}/manifest.json", f"{DATASET}/versions/{version}/tasks.jsonl"]
     body = s3(stack, "admin").get_object(Bucket="datasets", Key=keys[1])["Body"].read()
@@ -84,20 +87,20 @@ def test_new_labels_are_a_new_version_listed_after_the_first_and_tags_move(stack
     assert stack.mlenv("dataset", "tag", f"{DATASET}@{newest[:8]}", "stable").returncode == 0
     assert mlenv_json(stack, "dataset", "show", f"{DATASET}@stable")["version"] == newest
     overview = mlenv_json(stack, "dataset", "list")
-    assert {"dataset": DATASET, "versions": 2, "latest": newest, "tags": {"first": first_version["version"],
+    assert {"dataset": DATASET, "versions": 2, "latest": newest, "tags": {"candidate": first_version["version"],
             "stable": newest}} in overview  # fmt: skip
     table = stack.mlenv("dataset", "list", DATASET)
     assert first_version["version"] in table.stdout and "stable" in table.stdout
 
 
 def test_pull_writes_the_files_its_manifest_names(stack, first_version, tmp_path):
-    result = stack.mlenv("dataset", "pull", f"{DATASET}@first", "--to", str(tmp_path))
+    result = stack.mlenv("dataset", "pull", f"{DATASET}@candidate", "--to", str(tmp_path))
     assert result.returncode == 0, result.stdout
     folder = tmp_path / f"{DATASET}@{first_version['version']}"
     data = (folder / "tasks.jsonl").read_bytes()
     assert hashlib.sha256(data).hexdigest() == first_version["files"][0]["sha256"]
     assert len(data.splitlines()) == FIRST_LABELS
-    again = stack.mlenv("dataset", "pull", f"{DATASET}@first", "--to", str(tmp_path))
+    again = stack.mlenv("dataset", "pull", f"{DATASET}@candidate", "--to", str(tmp_path))
     assert again.returncode == 1 and "exists already" in again.stdout
     assert (folder / "tasks.jsonl").read_bytes() == data
 
@@ -112,7 +115,7 @@ def test_pull_writes_the_files_its_manifest_names(stack, first_version, tmp_path
         (["show", f"{DATASET}@nosuchtag"], f"{DATASET} has no tag 'nosuchtag'"),
         (["show", "no-such-dataset"], "dataset 'no-such-dataset' has no versions"),
         (["tag", DATASET, "stable"], "say which version to tag"),
-        (["tag", f"{DATASET}@first", "Not A Tag"], "tag 'Not A Tag'"),
+        (["tag", f"{DATASET}@candidate", "Not A Tag"], "tag 'Not A Tag'"),
     ],
 )
 def test_bad_inputs_get_a_clear_error_and_change_nothing(stack, first_version, args, message):
@@ -171,8 +174,15 @@ def alias_of(stack: Stack, name: str, alias: str) -> str | None:
 
 @pytest.fixture(scope="module")
 def first_model(stack: Stack, first_version: dict) -> dict:
-    uri = f"s3://datasets/{DATASET}/versions/{first_version['version']}/"
-    return decision(train(stack, "--dataset", uri, "--model-name", MODEL, "--trigger", "e2e first labels", job="e2e-1"))
+    """Trained as the runbook says: in the project's venv, with `mlenv credentials --env`, NAME@VERSION."""
+    venv = template_python().parent
+    inputs = {"VERSION": first_version["version"], "DATASET": DATASET, "MODEL": MODEL, "MLENV_JOB_ID": "e2e-1",
+              "MLENV_TRIGGER": "e2e first labels", "MLFLOW_DISABLE_TELEMETRY": "true",
+              "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PATH": f"{venv}:{stack.env['PATH']}"}  # fmt: skip
+    shell = {key: value for key, value in stack.env.items() if not key.startswith(("MLFLOW_", "AWS_"))}
+    names = " ".join(f"{site}.{DOMAIN}" for site in ("mlflow", "s3", "labels"))
+    trained = runbooks.run(runbooks.block(RUNBOOK, "Train on it"), shell, inputs=inputs, hosts=f"127.0.0.1 {names}\n")
+    return decision(trained)
 
 
 def test_the_first_model_is_registered_with_its_lineage_and_becomes_production(stack, project, first_version,
@@ -254,11 +264,17 @@ def test_lineage_names_every_link_from_the_production_model_back_to_the_labels(s
     assert links["labels"]["project_id"] == project.id and links["labels"]["project_title_now"] == "tickets e2e"
     assert sum(links["labels"]["labels"].values()) == MORE_LABELS
     assert links["code"]["version"].startswith("template-sha256:")
-    shown = stack.mlenv("lineage", MODEL)
-    assert shown.returncode == 0, shown.stdout
+    shown = runbooks.run(runbooks.block(RUNBOOK, "Where did the production model come from"), stack.env,
+                         inputs={"MODEL": MODEL})  # fmt: skip
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    text, _, printed_json = shown.stdout.partition("\n{")
+    again = json.loads("{" + printed_json)  # the page's --json: the same chain (what is served may move)
+    assert {key: again[key] for key in ("model", "gate", "run", "dataset", "code")} == {
+        key: links[key] for key in ("model", "gate", "run", "dataset", "code")
+    }
     for link in (f"version {second_model['version']}", f"{DATASET}@{second_model['dataset_version']}", "labels:",
                  "code: template-sha256:"):  # fmt: skip
-        assert link in shown.stdout, shown.stdout
+        assert link in text, text
 
 
 @pytest.mark.parametrize(
@@ -278,7 +294,7 @@ def test_bad_model_references_get_a_clear_error(stack, second_model, args, messa
 
 
 def test_rollback_moves_production_back_to_the_version_it_replaced(stack, first_model, second_model):
-    result = stack.mlenv("model", "rollback", MODEL)
+    result = runbooks.run(runbooks.block(RUNBOOK, "Roll back"), stack.env, inputs={"MODEL": MODEL})
     assert result.returncode == 0, result.stdout
     assert f"from version {second_model['version']} back to version {first_model['version']}" in result.stdout
     assert alias_of(stack, MODEL, "production") == first_model["version"]

@@ -1,7 +1,8 @@
 """The runbooks run as written on the shared stack: the blocks no other e2e test runs are run here
 (reaching the services from a shell; a service down, diagnosed and brought back), and the last test
 of the run checks that every block of the pages the index says the tests run did run (the others
-run in the tests of what they do: up and status in test_local_stack, rotation in test_backup_restore)."""
+run in the tests of what they do: up, status, down and purge in test_local_stack, rotation, backup and
+restore in test_backup_restore, datasets, training, lineage and rollback in test_loop)."""
 
 from __future__ import annotations
 

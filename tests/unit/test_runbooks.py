@@ -38,6 +38,15 @@ def test_the_blocks_the_tests_run_are_written_to_run(block: runbooks.Block) -> N
         assert not PLACEHOLDER.search(command), f"{where}: write what varies as ${{NAME:?what it is}}: {line}"
 
 
+@pytest.mark.parametrize(
+    "page", [page.name for page in runbooks.pages() if page.profile == "local" and page.run_by_the_tests]
+)
+def test_commands_on_the_pages_the_tests_run_are_in_bash_blocks(page: str) -> None:
+    """A `console` block (`$ command`) would be a command no test runs."""
+    text = (runbooks.RUNBOOKS / page).read_text()
+    assert "```console" not in text and "```shell" not in text, f"{page}: write commands in ```bash blocks"
+
+
 def test_each_block_the_tests_run_has_a_section_of_its_own() -> None:
     keys = [block.key for block in runbooks.run_by_the_tests()]
     assert len(keys) == len(set(keys)), sorted(key for key in keys if keys.count(key) > 1)

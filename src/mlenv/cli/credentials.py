@@ -85,6 +85,7 @@ def exports(outputs: Outputs, state: Path) -> list[str]:
     """`export` lines of the variables the MLflow, boto3 and Label Studio clients read (the names GitLab
     CI jobs get), as the operator's accounts; a secret's value is `$(cat <its file>)`."""
     from mlenv import outputs as platform
+    from mlenv.clients import DATASETS_BUCKET
 
     lines = []
     for variable, service, part in CLIENT_VARIABLES:
@@ -99,6 +100,8 @@ def exports(outputs: Outputs, state: Path) -> list[str]:
             lines.append(f'export {variable}="$(cat {secret})"')
     if "object_store" in outputs.services:
         lines.append(f"export AWS_DEFAULT_REGION={shlex.quote(outputs.region)}")
+        if DATASETS_BUCKET in outputs.buckets:
+            lines.append(f"export MLENV_DATASET_BUCKET={DATASETS_BUCKET}")
     if outputs.ca_certificate:
         lines += [
             f"export {name}={shlex.quote(outputs.ca_certificate)}" for name in ("REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE")
