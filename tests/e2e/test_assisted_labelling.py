@@ -27,6 +27,7 @@ from tests.e2e.test_loop_service import (
     wait_for_runs,
     wait_served,
 )
+from tests.helpers import runbooks
 
 ASSISTED = LOOP_PROJECTS[2]
 CONTROL_PERCENT = 50
@@ -262,9 +263,13 @@ def experiment(stack: Stack, project: Project, suggested: dict[int, dict]) -> di
             assert label_studio(stack, "POST", f"tasks/{task['id']}/annotations", body)[0] == 201
             gold += 1
     started = time.monotonic()
-    done = stack.mlenv("report", "labelling", str(project.id), "--json")
+    reports = set((stack.state / "reports").glob(f"labelling-{project.id}-*"))
+    done = runbooks.run(
+        runbooks.block("loop.md", "The experiment's report"), stack.env, inputs={"PROJECT": str(project.id)}
+    )
     assert done.returncode == 0, done.stdout + done.stderr
-    found = json.loads(done.stdout)
+    (folder,) = set((stack.state / "reports").glob(f"labelling-{project.id}-*")) - reports
+    found = json.loads((folder / "labelling-report.json").read_text())
     found["seconds_measured"], found["gold_given"] = time.monotonic() - started, gold
     return found
 

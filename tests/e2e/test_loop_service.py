@@ -21,12 +21,14 @@ from mlenv import health
 from tests.e2e.clients import label_studio, mlflow_api, request, s3
 from tests.e2e.conftest import HOST, LOOP_PROJECTS, Stack
 from tests.e2e.labelling import Project
+from tests.helpers import runbooks
 
 # The stack's mlenv.yaml lists both projects under loop.projects.
 TITLE, FAILING_TITLE = (project["title"] for project in LOOP_PROJECTS[:2])
 MODEL = DATASET = LOOP_PROJECTS[0]["model"]
 EVERY = LOOP_PROJECTS[0]["every"]
 RUN_TIMEOUT_S = 300
+RUNBOOK = "loop.md"
 HEADER = "X-Mlenv-Webhook-Secret"
 
 
@@ -129,13 +131,13 @@ def test_lineage_reaches_the_run_that_trained_it(stack, first_run):
 
 
 def test_mlenv_runs_lists_the_run_and_shows_its_log(stack, first_run):
-    listed = stack.mlenv("runs")
-    assert listed.returncode == 0, listed.stderr
-    assert first_run["id"] in listed.stdout and "succeeded" in listed.stdout
-    log = stack.mlenv("runs", "log", first_run["id"])
-    assert log.returncode == 0, log.stderr
-    assert f"--dataset {DATASET}@{first_run['version']}" in log.stdout
-    assert f"→ {first_run['result']['decision']}" in log.stdout
+    watched = runbooks.run(runbooks.block(RUNBOOK, "Watch the runs"), stack.env, inputs={"RUN": first_run["id"]})
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    listed, _, rest = watched.stdout.partition("\n{")  # the list, then the run as JSON, then its log
+    assert first_run["id"] in listed and "succeeded" in listed
+    assert f'"id": "{first_run["id"]}"' in rest
+    assert f"--dataset {DATASET}@{first_run['version']}" in rest
+    assert f"→ {first_run['result']['decision']}" in rest
 
 
 @pytest.mark.parametrize(
@@ -289,6 +291,10 @@ def test_the_production_model_answers_through_the_proxy(stack, first_run):
     assert request(stack, index, method="POST", body={}, headers=models_auth(stack))[0] == 403
     links = json.loads(stack.mlenv("lineage", f"{MODEL}@production", "--json").stdout)
     assert links["served"]["this_version"] and links["served"]["url"].endswith(f"/v2/models/{MODEL}/infer")
+    asked = runbooks.run(runbooks.block(RUNBOOK, "Ask the served model"), stack.env, inputs={"MODEL": MODEL})
+    assert asked.returncode == 0, asked.stdout + asked.stderr
+    assert f"{MODEL} version {answer['version']}, served by" in asked.stdout
+    assert f"{MODEL} version {answer['version']} (production)" in asked.stdout, asked.stdout
 
 
 def test_rollback_changes_what_is_served(stack, first_run, record_property):
@@ -306,7 +312,7 @@ def test_rollback_changes_what_is_served(stack, first_run, record_property):
                           body={"name": MODEL, "version": str(newer), "key": "mlenv.previous_production",
                                 "value": first})[0] == 200  # fmt: skip
     wait_served(stack, str(newer))
-    result = stack.mlenv("model", "rollback", MODEL)
+    result = runbooks.run(runbooks.block(RUNBOOK, "Roll back what is served"), stack.env, inputs={"MODEL": MODEL})
     assert result.returncode == 0, result.stdout + result.stderr
     assert production_version(stack) == first
     slowest: list[float] = []
