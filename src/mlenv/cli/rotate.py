@@ -57,13 +57,9 @@ def _show(app: Application, names: list[str]) -> None:
     table.add_column("kind")
     table.add_column("secret (in the state's secrets/)")
     table.add_column("what")
+    # Every rotatable secret has a kind; the rows go kind by kind, in the order of KINDS.
     kinds = {name: rotation.kind_of(name) for name in names}
-
-    def in_kind_order(name: str) -> tuple[int, str]:
-        kind = kinds[name]
-        return (rotation.KINDS.index(kind) if kind else len(rotation.KINDS), name)
-
-    for name in sorted(names, key=in_kind_order):
+    for name in sorted(names, key=lambda name: (rotation.KINDS.index(kinds[name]), name)):  # type: ignore[arg-type]
         kind = kinds[name]
         table.add_row(kind.name if kind else "", name, kind.what if kind else "")
     app.console.print(table)
