@@ -55,6 +55,8 @@ class Outputs(_Model):
     region: str
     buckets: list[str]
     versioned_buckets: list[str]
+    # The release each service that migrates a database runs; absent in outputs written before mlenv kept it.
+    versions: dict[Service, str] = {}
 
     def ssl_context(self) -> ssl.SSLContext:
         """Trusts the platform's CA when it has one of its own, else the system's."""

@@ -1,6 +1,8 @@
 """The local profile brought up for real by `mlenv up`, once for the whole test run (every e2e
-module shares it; tests marked `stops_the_stack` run after the other e2e tests). The stack is
-package-scoped: it is removed as soon as the last e2e test is done, not left beside the rest.
+module shares it; tests marked `upgrades_the_stack` run before the other e2e tests, and tests marked
+`stops_the_stack` after them). It comes up at the releases before the pins and is upgraded first
+(test_upgrade.py). The stack is package-scoped: it is removed as soon as the last e2e test is done,
+not left beside the rest.
 
 The stack gets its own container name, published port and state folder, so it never
 touches an operator's `mlenv-local`; leftovers of an earlier run are removed first,
@@ -52,6 +54,11 @@ LOOP_PROJECTS = [
         "live_window": 50,
     },
 ]
+# The first `mlenv up` brings the releases before the pins (mlenv.yaml's `versions:`); test_upgrade.py, first
+# of the e2e tests, writes data to them and upgrades the stack to the pins with `mlenv upgrade`.
+UPGRADE_FROM: dict[str, str] = yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "requirements/upgrade-from.yml").read_text()
+)
 HTTPS_PORT = 18443
 DOMAIN = "mlenv.localhost"
 UP_TIMEOUT_S = 60 * 60
@@ -102,12 +109,13 @@ def kill_up_after_first_layer(env: dict[str, str]) -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests that stop the shared stack go after every e2e test that uses it."""
+    """The tests that upgrade the shared stack go before every other e2e test, and the tests that stop it after."""
+    upgrading = [item for item in items if item.get_closest_marker("upgrades_the_stack")]
     stopping = [item for item in items if item.get_closest_marker("stops_the_stack")]
-    rest = [item for item in items if not item.get_closest_marker("stops_the_stack")]
+    rest = [item for item in items if item not in upgrading and item not in stopping]
     e2e = [index for index, item in enumerate(rest) if Path(item.path).parent == Path(__file__).parent]
-    at = e2e[-1] + 1 if e2e else len(rest)
-    items[:] = [*rest[:at], *stopping, *rest[at:]]
+    first, after = (e2e[0], e2e[-1] + 1) if e2e else (len(rest), len(rest))
+    items[:] = [*rest[:first], *upgrading, *rest[first:after], *stopping, *rest[after:]]
 
 
 @pytest.fixture(scope="package")
@@ -121,6 +129,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tool_env: dict[str, str]) ->
                 "tls": {"https_port": HTTPS_PORT},
                 "local": {"host_name": HOST},
                 "loop": {"projects": LOOP_PROJECTS},
+                "versions": {
+                    "mlflow": UPGRADE_FROM["mlflow_version"],
+                    "label_studio": UPGRADE_FROM["label_studio_version"],
+                },
             }
         )
     )

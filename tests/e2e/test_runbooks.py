@@ -3,7 +3,8 @@
 of the run checks that every block of the pages the index says the tests run did run (the others
 run in the tests of what they do: up, status, down and purge in test_local_stack, rotation, backup and
 restore in test_backup_restore, datasets, training, lineage and rollback in test_loop, the loop's runs,
-predictions and rollback in test_loop_service, its report in test_assisted_labelling)."""
+predictions and rollback in test_loop_service, its report in test_assisted_labelling, the upgrade in
+test_upgrade)."""
 
 from __future__ import annotations
 

@@ -56,7 +56,9 @@ def test_every_role_has_a_scenario():
     roles = {path.name for path in ROLES_DIR.iterdir() if (path / "tasks/main.yml").is_file()}
     helpers = {name for name in roles if is_internal_helper(ROLES_DIR / name)}
     kubernetes = {name for name in roles - helpers if is_kubernetes_role(ROLES_DIR / name)}
-    assert helpers == {"pip_venv", "systemd_service", "k8s_reachable", "apt_packages", "internal_tls"}
+    assert helpers == {
+        "pip_venv", "systemd_service", "k8s_reachable", "apt_packages", "internal_tls", "service_release"
+    }  # fmt: skip
     assert kubernetes == {"argo_workflows", "kserve"}
     assert roles - helpers - kubernetes - roles_with_scenarios == set()
     for name in kubernetes:

@@ -36,3 +36,23 @@ def test_one_line_per_play_with_its_changes_and_failures():
         ("TLS proxy", 0, 1),
     ]
     assert tasks[-1] == "TLS proxy: Write the nginx configuration"
+
+
+def test_the_last_failure_is_kept_with_its_task_and_message():
+    tracker = ProgressTracker(lambda layer: None, lambda name: None)
+    ignored = {
+        "event": "runner_on_failed",
+        "event_data": {"task": "Probe", "res": {"msg": "no"}, "ignore_errors": True},
+    }
+    failed = {
+        "event": "runner_on_failed",
+        "event_data": {"task": "Stop here", "res": {"msg": "The upgrade of MLflow to 3.17.2 failed"}},
+    }
+    hidden = {"event": "runner_on_failed", "event_data": {"task": "Set a password", "res": {"censored": "hidden"}}}
+    for event in (task("MLflow", "mlflow", "Check the inputs"), ignored):
+        tracker.handle(event)
+    assert tracker.last_failure == ""
+    tracker.handle(failed)
+    assert tracker.last_failure == "Stop here: The upgrade of MLflow to 3.17.2 failed"
+    tracker.handle(hidden)
+    assert tracker.last_failure == "Set a password"

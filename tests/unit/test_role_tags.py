@@ -20,7 +20,7 @@ from tests.unit.test_inventories import settings_layer
 # Roles site.yml includes dynamically (Kubernetes play): their task lists are not expanded.
 SITE_INCLUDES = {"argo_workflows": "Argo Workflows", "kserve": "KServe"}
 LOCAL = PROJECT_ROOT / "inventories/local/hosts.yml"
-HELPERS = {"pip_venv", "systemd_service", "apt_packages", "k8s_reachable", "internal_tls"}
+HELPERS = {"pip_venv", "systemd_service", "apt_packages", "k8s_reachable", "internal_tls", "service_release"}
 
 
 def helper_includes() -> list[tuple[str, str, str, dict]]:
@@ -32,8 +32,11 @@ def helper_includes() -> list[tuple[str, str, str, dict]]:
         role = main.parent.parent.name
         if role in HELPERS:
             continue
+        # main.yml's imports, also those inside a block (configure and run, rescued on a failed upgrade).
+        tops = yaml.safe_load(main.read_text())
+        tops = [inner for task in tops for inner in [task, *task.get("block", [])]]
         imported = {t["ansible.builtin.import_tasks"]: t.get("tags", [""])
-                    for t in yaml.safe_load(main.read_text()) if "ansible.builtin.import_tasks" in t}  # fmt: skip
+                    for t in tops if "ansible.builtin.import_tasks" in t}  # fmt: skip
 
         def walk(task: dict, inherited: list[str], listed: bool, role: str = role) -> None:
             tags = task.get("tags") or inherited

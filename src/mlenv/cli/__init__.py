@@ -55,6 +55,7 @@ from mlenv.cli.rotate import rotate  # noqa: E402
 from mlenv.cli.runs import runs  # noqa: E402
 from mlenv.cli.status import status  # noqa: E402
 from mlenv.cli.up import up  # noqa: E402
+from mlenv.cli.upgrade import upgrade  # noqa: E402
 from mlenv.cli.version import version  # noqa: E402
 
 COMMANDS = (
@@ -67,6 +68,7 @@ COMMANDS = (
     backup,
     restore,
     rotate,
+    upgrade,
     dataset,
     model,
     lineage,

@@ -28,7 +28,7 @@ def default_destination() -> Path:
     return base / "mlenv" / "backups"
 
 
-def _where(destination: str | None) -> Path | Remote:
+def backup_target(destination: str | None) -> Path | Remote:
     from mlenv.backup.remote import SCHEME, Remote
 
     if destination and destination.startswith(SCHEME):
@@ -36,7 +36,7 @@ def _where(destination: str | None) -> Path | Remote:
     return Path(destination).expanduser() if destination else default_destination()
 
 
-def _key(app: Application, key: Path | None) -> Path:
+def backup_key(app: Application, key: Path | None) -> Path:
     from mlenv.backup.archive import default_key
 
     return key or default_key(app.config.environment)
@@ -78,36 +78,41 @@ key_option = click.option(
 @click.pass_obj
 def backup(app: Application, destination: str | None, key: Path | None, keep: int, listing: bool) -> None:
     """Back up every database, bucket (with versions), Label Studio's media and the secrets, encrypted."""
-    from mlenv.backup import archive, remote
-
-    target, environment = _where(destination), app.config.environment
+    target = backup_target(destination)
     if listing:
-        show_backups(app, target, environment)
+        show_backups(app, target, app.config.environment)
         return
     started = time.monotonic()
+    with app.locked("backup"):
+        where, size = take_backup(app, target, key, keep)
+    app.success(
+        f"backup {where} ({size / 1e6:.1f} MB) in {time.monotonic() - started:.0f}s; "
+        f"it opens only with {backup_key(app, key)}"
+    )
+
+
+def take_backup(app: Application, target: Path | Remote, key: Path | None, keep: int) -> tuple[str, int]:
+    """One backup into a folder or onto an S3 endpoint, then the retention; where it is and its size."""
+    from mlenv.backup import archive, remote
+
+    environment = app.config.environment
 
     def make(into: Path) -> Path:
         operate, address = app.profile.operate, app.profile.status_address
-        return archive.create(app.state, environment, into, _key(app, key), operate, app, address=address)
+        return archive.create(app.state, environment, into, backup_key(app, key), operate, app, address=address)
 
-    with app.locked("backup"):
-        if isinstance(target, Path):
-            folder = make(target)
-            archive.prune(target, environment, keep, app)
-            where, size = str(folder), _size(folder)
-        else:
-            with archive.private_folder(app.state, "upload-") as local, _platform_names(app):
-                folder = make(local)
-                size = _size(folder)
-                s3 = remote.client()
-                remote.upload(s3, folder, target)
-                for name in remote.prune(s3, target, environment, keep):
-                    app.info(f"retention: removed {name}")
-            where = f"{target}/{folder.name}"
-    app.success(
-        f"backup {where} ({size / 1e6:.1f} MB) in {time.monotonic() - started:.0f}s; "
-        f"it opens only with {_key(app, key)}"
-    )
+    if isinstance(target, Path):
+        folder = make(target)
+        archive.prune(target, environment, keep, app)
+        return str(folder), _size(folder)
+    with archive.private_folder(app.state, "upload-") as local, _platform_names(app):
+        folder = make(local)
+        size = _size(folder)
+        s3 = remote.client()
+        remote.upload(s3, folder, target)
+        for name in remote.prune(s3, target, environment, keep):
+            app.info(f"retention: removed {name}")
+    return f"{target}/{folder.name}", size
 
 
 def show_backups(app: Application, target: Path | Remote, environment: str) -> None:
@@ -154,16 +159,16 @@ def restore(
 
     environment = app.config.environment
     with archive.private_folder(app.state, "download-") as downloads:
-        folder = _chosen(app, name, _where(destination), environment, downloads)
+        folder = _chosen(app, name, backup_target(destination), environment, downloads)
         if check_only:
             with archive.private_folder(app.state, "check-") as plain:
-                manifest = archive.verify(folder, _key(app, key), plain, environment)
+                manifest = archive.verify(folder, backup_key(app, key), plain, environment)
             app.success(f"{folder.name}: {len(manifest.parts)} parts whole; each decrypts to what was backed up")
             return
         question = f"This replaces every service's data in {environment} by {folder.name}'s. Type '{environment}'"
         if not yes and click.prompt(f"{question} to confirm", default="") != environment:
             app.abort("not confirmed; nothing changed")
-        _restore(app, folder, _key(app, key))
+        _restore(app, folder, backup_key(app, key))
 
 
 def _restore(app: Application, folder: Path, key: Path) -> None:

@@ -140,7 +140,8 @@ def converge(
         )
     if not result.ok:
         what = "check" if check else "converge" if playbook == "site.yml" else playbook
-        raise UserError(f"the {what} failed ({result.failed} failed tasks); full log: {result.log}")
+        said = f": {result.last_failure}" if result.last_failure else ""
+        raise UserError(f"the {what} failed ({result.failed} failed tasks){said}; full log: {result.log}")
     if found is not None:
         inputs.remember(run.state, found)
     return result

@@ -33,6 +33,8 @@ class PlaybookResult:
     failed: int
     log: Path
     layers: list[LayerProgress]
+    # The last task that failed and what it said (Ansible's own words; a hidden result stays hidden).
+    last_failure: str = ""
 
     @property
     def ok(self) -> bool:
@@ -45,6 +47,7 @@ class ProgressTracker:
 
     def __init__(self, on_layer_done: Callable[[LayerProgress], None], on_task: Callable[[str], None]) -> None:
         self.layers: list[LayerProgress] = []
+        self.last_failure = ""
         self._on_layer_done = on_layer_done
         self._on_task = on_task
 
@@ -66,6 +69,7 @@ class ProgressTracker:
             result = data.get("res", {})
             if kind == "runner_on_failed" and not data.get("ignore_errors"):
                 self.layers[-1].failed += 1
+                self.last_failure = f"{data.get('task', '')}: {result.get('msg', '')}".strip(": ")
             elif result.get("changed"):
                 self.layers[-1].changed += 1
         return True
@@ -163,4 +167,5 @@ def run_playbook(
         failed=sum((stats.get("failures") or {}).values()) + sum((stats.get("dark") or {}).values()),
         log=log,
         layers=tracker.layers if tracker else [],
+        last_failure=tracker.last_failure if tracker else "",
     )
