@@ -53,7 +53,8 @@ def upgrade(
             opens = backup_key(app, key)
             app.info(f"backup before the upgrade: {where} ({size / 1e6:.1f} MB; it opens only with {opens})")
         result = app.profile.up()
-    after = {release.service: release for release in releases.plan(app.config, platform.read(app.state))}
-    done = ", ".join(f"{one.title} {one.running} → {after[one.service].running}" for one in before if one.changes)
+    written = platform.read(app.state)
+    upgraded = [one for one in before if one.changes]
+    done = ", ".join(f"{one.title} {one.running} → {written.versions.get(one.service)}" for one in upgraded)
     app.success(f"upgraded in {time.monotonic() - started:.0f}s: {done}; {result.changed} changes; log: {result.log}")
-    show_summary(app, platform.read(app.state), app.state)
+    show_summary(app, written, app.state)
