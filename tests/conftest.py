@@ -58,6 +58,7 @@ def tool_env() -> dict[str, str]:
 
 
 E2E_DIR = PROJECT_ROOT / "tests/e2e"
+OFFLINE_DIR = PROJECT_ROOT / "tests/offline"
 
 
 def test_scope(nodeid: str) -> str:
@@ -86,14 +87,17 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under `pytest -n` the longest work is handed out first, in this order (the scheduler keeps it:
-    --no-loadscope-reorder): the e2e tests, then the scenarios by the number of roles they converge,
-    then the quick tests, which fill in beside them. One process keeps collection order."""
+    --no-loadscope-reorder): the e2e tests, the offline converge (every role, once), then the scenarios by
+    the number of roles they converge, then the quick tests, which fill in beside them. One process keeps
+    collection order."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
 
     def weight(item: pytest.Item) -> int:
         if E2E_DIR in Path(item.path).parents:
             return 1000
+        if OFFLINE_DIR in Path(item.path).parents:
+            return 900
         scenario = getattr(item, "callspec", None) and item.callspec.params.get("scenario")
         return len(converged_roles(scenario)) if isinstance(scenario, Path) else 0
 

@@ -366,6 +366,19 @@ class Loop(Strict):
         return self
 
 
+# Where a bundle's simple index (PEP 503) starts, below its address (mlenv bundle writes it there).
+BUNDLE_PYTHON_INDEX = "python/simple/"
+
+
+class Bundle(Strict):
+    # Where the hosts fetch an offline bundle (mlenv bundle DIR, served by any web server they reach).
+    url: Url = Field(description="Address of the bundle's folder, e.g. http://mirror.internal:8000/.")
+
+    @property
+    def base(self) -> str:
+        return self.url.rstrip("/") + "/"
+
+
 class MlenvConfig(Strict):
     environment: Name = Field("local", description="Names the state folder and the platform's resources.")
     profile: Literal["local", "cloud"] = "local"
@@ -375,6 +388,7 @@ class MlenvConfig(Strict):
     tls: Tls = Tls()
     local: Local = Local()
     loop: Loop = Loop()
+    bundle: Bundle | None = None
     cloud: Cloud | None = None
 
     @model_validator(mode="after")
@@ -478,6 +492,8 @@ class MlenvConfig(Strict):
             found["proxy_tls_mode"] = ("provided", "tls.certificate")
             found["proxy_tls_cert_file"] = (str(self.tls.certificate.expanduser().resolve()), "tls.certificate")
             found["proxy_tls_key_file"] = (str(self.tls.key.expanduser().resolve()), "tls.key")
+        if self.bundle is not None:
+            found |= bundle_settings(self.bundle)
         pins = {
             "mlflow": "mlflow_version",
             "label_studio": "label_studio_version",
@@ -491,6 +507,19 @@ class MlenvConfig(Strict):
     def ansible_vars(self) -> dict[str, Any]:
         """The values alone of `settings()`."""
         return {variable: value for variable, (value, _) in self.settings().items()}
+
+
+def bundle_settings(bundle: Bundle) -> dict[str, tuple[Any, str]]:
+    """The hosts' apt (package_sources) and pip (pip_venv) read from the bundle only."""
+    settings: dict[str, tuple[Any, str]] = {
+        "mlenv_bundle_url": (bundle.base, "bundle.url"),
+        "mlenv_pip_index_url": (bundle.base + BUNDLE_PYTHON_INDEX, "bundle.url"),
+    }
+    if bundle.base.startswith("http://"):
+        # pip refuses a plain-HTTP index otherwise; every locked venv is still checked against its hashes.
+        server = bundle.base.split("/")[2]
+        settings["mlenv_pip_extra_args"] = (f"--trusted-host {server.rsplit(':', 1)[0]}", "bundle.url")
+    return settings
 
 
 def config_path(explicit: Path | None = None) -> Path | None:

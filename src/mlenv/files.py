@@ -1,8 +1,9 @@
-"""Files of the state folder that only their owner may read."""
+"""Files of the state folder that only their owner may read, and folders of files checked against a manifest."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -14,3 +15,19 @@ def write_private(path: Path, text: str) -> Path:
         handle.write(text)
     path.chmod(0o600)
     return path
+
+
+def damaged(folder: Path, listed: Iterable[tuple[str, int, str]]) -> list[str]:
+    """One line per listed file (relative name, size, sha256) that is missing or not as listed."""
+    from mlenv.encryption import sha256_of
+
+    problems = []
+    for name, size, sha256 in listed:
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name}: missing")
+        elif path.stat().st_size != size:
+            problems.append(f"{name}: {path.stat().st_size} bytes, the manifest says {size}")
+        elif sha256_of(path) != sha256:
+            problems.append(f"{name}: its checksum differs from the manifest's")
+    return problems

@@ -45,6 +45,9 @@ class LocalHost:
     name: str = CONTAINER_NAME
     https_port: int = HTTPS_PORT
     environment: str = "local"
+    # A Podman network to join instead of publishing ports on 127.0.0.1 (an internal network that
+    # reaches only a bundle server, say); the host is then reached at its address there.
+    network: str | None = None
 
     @property
     def _env(self) -> dict[str, str]:
@@ -92,7 +95,7 @@ class LocalHost:
         """Create or start the host; return what was done."""
         image = ensure_image(self.project_root)
         state = self.state()
-        if state != "missing":
+        if state != "missing" and self.network is None:
             self._check_published_port()
         if state == "running":
             return "already running"
@@ -113,11 +116,7 @@ class LocalHost:
                 f"{ROLE_LABEL}={ROLE}",
                 "--label",
                 f"{ENVIRONMENT_LABEL}={self.environment}",
-                "--publish",
-                f"127.0.0.1:{self.https_port}:443",
-                # Podman picks a free loopback port for SSH; `ssh_port()` reads it back.
-                "--publish",
-                f"127.0.0.1::{SSH_PORT.split('/')[0]}",
+                *self._reach(),
                 image,
             )
             action = "created"
@@ -126,6 +125,17 @@ class LocalHost:
             action = "started"
         self._wait_for_boot()
         return action
+
+    def _reach(self) -> list[str]:
+        if self.network is not None:
+            return ["--network", self.network]
+        # Podman picks a free loopback port for SSH; `ssh_port()` reads it back.
+        return ["--publish", f"127.0.0.1:{self.https_port}:443", "--publish", f"127.0.0.1::{SSH_PORT.split('/')[0]}"]
+
+    def address(self) -> str:
+        """The host's address on its own network (hosts made with `network`)."""
+        inspected = json.loads(self._podman("container", "inspect", self.name).stdout)[0]
+        return inspected["NetworkSettings"]["Networks"][self.network]["IPAddress"]
 
     def container_id(self) -> str:
         return json.loads(self._podman("container", "inspect", self.name).stdout)[0]["Id"]
@@ -158,6 +168,14 @@ class LocalHost:
         if not self._bindings(SSH_PORT) or not published:
             return None
         return int(published[0].rsplit(":", 1)[1])
+
+    def ssh_endpoint(self) -> tuple[str, int] | None:
+        """Where the controller reaches the host's sshd: its published loopback port, or on its own network
+        its address; None for hosts made before the port was published."""
+        if self.network is not None:
+            return self.address(), int(SSH_PORT.split("/")[0])
+        port = self.ssh_port()
+        return None if port is None else ("127.0.0.1", port)
 
     def authorize(self, public_key: str) -> None:
         """Let the controller's key log in as root (rewritten each run: the key file is the truth)."""
@@ -209,22 +227,25 @@ def client_key(secrets: Path) -> Path:
 def ssh_connection(host: LocalHost, state: Path) -> dict[str, str] | None:
     """Ansible connection variables for the host over SSH, with its host key pinned; None when the
     host publishes no SSH port (made by an older mlenv: it is then reached through Podman)."""
-    port = host.ssh_port()
-    if port is None:
+    endpoint = host.ssh_endpoint()
+    if endpoint is None:
         return None
+    address, port = endpoint
     key = client_key(state / "secrets")
     public_key = key.with_suffix(".pub").read_text()
     known_hosts, record = state / "ssh_known_hosts", state / "ssh_host.json"
     # Each podman exec costs about 0.2 s: the key is authorized and the host key pinned again only
     # when the container (recreated: new host key), its port or the controller's key changed.
-    wanted = {"container": host.container_id(), "port": port, "client_key": public_key.strip()}
+    wanted = {"container": host.container_id(), "address": address, "port": port, "client_key": public_key.strip()}
     if not known_hosts.is_file() or not record.is_file() or json.loads(record.read_text()) != wanted:
         host.authorize(public_key)
-        write_private(known_hosts, f"[127.0.0.1]:{port} {host.host_public_key()}\n")
+        # ssh looks a host on the default port up by its bare name.
+        pinned = address if port == 22 else f"[{address}]:{port}"
+        write_private(known_hosts, f"{pinned} {host.host_public_key()}\n")
         write_private(record, json.dumps(wanted))
     return {
         "ansible_connection": "ssh",
-        "ansible_host": "127.0.0.1",
+        "ansible_host": address,
         "ansible_port": str(port),
         "ansible_user": "root",
         # The image's Python (hostimage.py installs it): no interpreter discovery on every run.

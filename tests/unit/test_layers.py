@@ -18,7 +18,7 @@ LAYERS = [
     {"errors", "files", "paths", "rules", "accelerators", "reporting", "lock", "encryption", "rotation", "__init__"},
     {"config"},
     {"outputs", "clients", "inputs", "settings", "hostimage", "localhost", "preflight", "health", "handover", "starter"}
-    | {"runners", "training_env", "report_page", "backup", "releases"},
+    | {"runners", "training_env", "report_page", "backup", "releases", "bundle"},
     {"infra"},
     {"profiles"},
     {"app"},

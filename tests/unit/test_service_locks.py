@@ -30,7 +30,7 @@ UPGRADE_FROM = LOCKS / "upgrade-from"
 
 def requirements_of_the_roles(out: Path, tool_env: dict[str, str], *extra: str) -> dict[str, bytes]:
     result = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", str(PROJECT_ROOT / "scripts/service-requirements.yml"),
+        ["ansible-playbook", "-i", "localhost,", str(PROJECT_ROOT / "ansible/playbooks/artifacts.yml"),
          "-e", f"output_dir={out}", "-e", f"ml_loop_project_dir={PROJECT_ROOT / 'templates/ml-project'}",
          "-e", "ansible_python_interpreter={{ ansible_playbook_python }}", *extra],
         env=tool_env, capture_output=True, text=True, timeout=120,

@@ -16,11 +16,12 @@ class RecordedHost:
 
     container: str = "c1"
     port: int = 40022
+    address: str = "127.0.0.1"
     host_key: str = "ssh-ed25519 AAAAhostkey1"
     calls: list[str] = field(default_factory=list)
 
-    def ssh_port(self) -> int:
-        return self.port
+    def ssh_endpoint(self) -> tuple[str, int]:
+        return self.address, self.port
 
     def container_id(self) -> str:
         return self.container
@@ -53,3 +54,14 @@ def test_the_host_key_is_pinned_once_per_container(tmp_path: Path) -> None:
         path.unlink()
     ssh_connection(host, tmp_path)  # type: ignore[arg-type]
     assert host.calls[4:] == ["authorize ssh-ed25519", "read host key"]
+
+
+def test_a_host_on_a_network_of_its_own_is_reached_at_its_address(tmp_path: Path) -> None:
+    host = RecordedHost(address="10.89.0.7", port=22)
+    connection = ssh_connection(host, tmp_path)  # type: ignore[arg-type]
+    assert (connection["ansible_host"], connection["ansible_port"]) == ("10.89.0.7", "22")
+    assert (tmp_path / "ssh_known_hosts").read_text() == "10.89.0.7 ssh-ed25519 AAAAhostkey1\n"
+    # The same container at another address (its network made again) is pinned there again.
+    host.address = "10.89.0.9"
+    assert ssh_connection(host, tmp_path)["ansible_host"] == "10.89.0.9"  # type: ignore[arg-type]
+    assert host.calls[2:] == ["authorize ssh-ed25519", "read host key"]

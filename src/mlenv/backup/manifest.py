@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from mlenv.encryption import sha256_of
 from mlenv.errors import UserError
+from mlenv.files import damaged
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -72,14 +72,6 @@ def read(folder: Path) -> Manifest:
 
 def check_files(folder: Path, manifest: Manifest) -> None:
     """Every part is there, whole: sizes and checksums as the manifest says."""
-    problems = []
-    for part in manifest.parts:
-        path = folder / part.file
-        if not path.is_file():
-            problems.append(f"{part.file}: missing")
-        elif path.stat().st_size != part.bytes:
-            problems.append(f"{part.file}: {path.stat().st_size} bytes, the manifest says {part.bytes}")
-        elif sha256_of(path) != part.sha256:
-            problems.append(f"{part.file}: its checksum differs from the manifest's")
+    problems = damaged(folder, ((part.file, part.bytes, part.sha256) for part in manifest.parts))
     if problems:
         raise UserError(f"the backup {folder} is damaged or partial; nothing was changed", problems=problems)

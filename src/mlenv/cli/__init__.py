@@ -44,6 +44,7 @@ def main(ctx: click.Context, verbose: bool, config_file: Path | None) -> None:
 
 
 from mlenv.cli.backup import backup, restore  # noqa: E402
+from mlenv.cli.bundle import bundle  # noqa: E402
 from mlenv.cli.credentials import credentials  # noqa: E402
 from mlenv.cli.dataset import dataset  # noqa: E402
 from mlenv.cli.down import down  # noqa: E402
@@ -69,6 +70,7 @@ COMMANDS = (
     restore,
     rotate,
     upgrade,
+    bundle,
     dataset,
     model,
     lineage,

@@ -1,0 +1,103 @@
+"""`mlenv bundle DIR`: gather what a converge of this configuration downloads, then write the manifest."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlenv import __version__
+from mlenv.bundle import debian, python
+from mlenv.bundle.manifest import MANIFEST, BundleError, Manifest, Venv, record, write
+from mlenv.config import MlenvConfig
+from mlenv.reporting import Reporter
+
+IMAGES_FILE = "images.txt"
+# The folders a bundle owns: what is in them and no longer listed is removed when it is made again.
+OWNED = (debian.DEBIAN_FOLDER, "python")
+
+
+def artifacts(config: MlenvConfig, distribution: str, work: Path) -> dict[str, Any]:
+    """What a converge of `config` downloads, as the roles render it (ansible/playbooks/artifacts.yml)."""
+    from mlenv.paths import project_root
+
+    settings = work / "settings.json"
+    settings.write_text(json.dumps(config.ansible_vars()))
+    target_os = {"bookworm": "Debian-12", "trixie": "Debian-13"}.get(distribution, distribution)
+    command = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        "-i", "localhost,",
+        str(project_root() / "ansible/playbooks/artifacts.yml"),
+        "-e", f"output_dir={work}",
+        "-e", f"target_os={target_os}",
+        "-e", f"@{settings}",
+        "-e", "ansible_python_interpreter={{ ansible_playbook_python }}",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BundleError("could not render what the roles download", problems=done.stdout.splitlines()[-8:])
+    return json.loads((work / "artifacts.json").read_text())
+
+
+def check_destination(root: Path) -> None:
+    """A new or empty folder, or a bundle made before (made again in place); never anything else."""
+    if root.exists() and not root.is_dir():
+        raise BundleError(f"{root} is a file: give a folder for the bundle")
+    if root.is_dir() and any(root.iterdir()) and not (root / MANIFEST).is_file():
+        raise BundleError(f"{root} holds other files and no {MANIFEST}: give a new or empty folder for the bundle")
+
+
+def make(root: Path, config: MlenvConfig, report: Reporter) -> Manifest:
+    check_destination(root)
+    distribution, architecture = debian.host_target()
+    python_version = python.check_interpreter(distribution)
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mlenv-bundle-") as scratch:
+        work = Path(scratch)
+        wanted = artifacts(config, distribution, work)
+        for folder in OWNED:
+            shutil.rmtree(root / folder, ignore_errors=True)
+        with report.status(f"Debian packages: {', '.join(wanted['packages'])} and what they depend on …"):
+            repositories, packages = debian.mirror(root, wanted["packages"], work / "apt")
+        report.success(f"Debian: {packages} packages from {len(repositories)} archive(s), with their signed indexes")
+    files = root / python.FILES_FOLDER
+    files.mkdir(parents=True, exist_ok=True)
+    venvs: dict[str, Venv] = {}
+    wheels = {name: (venv["requirements"], venv["lock"]) for name, venv in wanted["venvs"].items()}
+    wheels |= {name: (requirements, "") for name, requirements in wanted["hashed_venvs"].items()}
+    for name, (requirements, lock) in sorted(wheels.items()):
+        with report.status(f"Python: the {name} virtualenv …"):
+            venvs[name] = python.download_venv(files, requirements, lock)
+        how = "from its lock, hash-checked" if venvs[name].locked else "its pins alone (no matching lock)"
+        report.info(f"  {name}: {len(venvs[name].files)} files, {how}")
+    every_file = sorted({name for venv in venvs.values() for name in venv.files})
+    build = python.download_build_tools(files, every_file)
+    if build is not None:
+        venvs["build-tools"] = build
+    python.write_index(root)
+    images = sorted(set(wanted["images"]))
+    (root / IMAGES_FILE).write_text("".join(f"{image}\n" for image in images))
+    listed = sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if path.is_file() and path.name != MANIFEST and not path.name.endswith(".partial")
+    )
+    manifest = Manifest(
+        created=datetime.now(UTC),
+        mlenv=__version__,
+        distribution=distribution,
+        architecture=architecture,
+        python=python_version,
+        apt_repositories=repositories,
+        apt_packages=wanted["packages"],
+        venvs=venvs,
+        images=images,
+        files={relative: record(root, relative) for relative in listed},
+    )
+    write(root, manifest)
+    return manifest
