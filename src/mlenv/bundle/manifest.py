@@ -64,6 +64,8 @@ class Manifest(Model):
     apt_packages: list[str]
     python_index: str = PYTHON_INDEX
     venvs: dict[str, Venv]
+    # Binaries the roles download by URL, by tool: where the bundle keeps each (checked against its sha256).
+    binaries: dict[str, str] = {}
     images: list[str]
     files: dict[str, FileRecord]
 
