@@ -13,6 +13,7 @@ import re
 from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
@@ -524,8 +525,7 @@ def bundle_settings(bundle: Bundle) -> dict[str, tuple[Any, str]]:
     }
     if bundle.base.startswith("http://"):
         # pip refuses a plain-HTTP index otherwise; every locked venv is still checked against its hashes.
-        server = bundle.base.split("/")[2]
-        settings["mlenv_pip_extra_args"] = (f"--trusted-host {server.rsplit(':', 1)[0]}", "bundle.url")
+        settings["mlenv_pip_extra_args"] = (f"--trusted-host {urlsplit(bundle.base).hostname}", "bundle.url")
     return settings
 
 

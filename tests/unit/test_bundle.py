@@ -123,11 +123,9 @@ def test_a_source_distribution_brings_what_builds_it(tmp_path: Path) -> None:
 
 
 def test_the_index_links_every_file_with_its_hash(tmp_path: Path) -> None:
-    files = tmp_path / python.FILES_FOLDER
-    files.mkdir(parents=True)
-    (files / "Zope.Interface-7.2-py3-none-any.whl").write_bytes(b"wheel")
-    (files / "attr-0.3.1.tar.gz").write_bytes(b"sdist")
-    python.write_index(tmp_path)
+    digests = {name: hashlib.sha256(body).hexdigest() for name, body in
+               (("Zope.Interface-7.2-py3-none-any.whl", b"wheel"), ("attr-0.3.1.tar.gz", b"sdist"))}  # fmt: skip
+    python.write_index(tmp_path, digests)
     page = (tmp_path / manifest.PYTHON_INDEX / "zope-interface/index.html").read_text()
     digest = hashlib.sha256(b"wheel").hexdigest()
     assert f'href="../../files/Zope.Interface-7.2-py3-none-any.whl#sha256={digest}"' in page

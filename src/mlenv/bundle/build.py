@@ -85,6 +85,15 @@ def check_destination(root: Path) -> None:
         raise BundleError(f"{root} holds other files and no {MANIFEST}: give a new or empty folder for the bundle")
 
 
+def bundle_files(root: Path) -> list[str]:
+    """The files the manifest lists: all of the folder but itself and unfinished downloads."""
+    return sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if path.is_file() and path.name != MANIFEST and not path.name.endswith(".partial")
+    )
+
+
 def make(root: Path, config: MlenvConfig, report: Reporter) -> Manifest:
     check_destination(root)
     distribution, architecture = debian.host_target()
@@ -112,17 +121,17 @@ def make(root: Path, config: MlenvConfig, report: Reporter) -> Manifest:
     build = python.download_build_tools(files, every_file)
     if build is not None:
         venvs["build-tools"] = build
-    python.write_index(root)
     binaries = fetch_binaries(root, config)
     for tool, relative in binaries.items():
         report.info(f"  {tool}: {relative}, sha256 checked")
     images = sorted(set(wanted["images"]))
     (root / IMAGES_FILE).write_text("".join(f"{image}\n" for image in images))
-    listed = sorted(
-        str(path.relative_to(root))
-        for path in root.rglob("*")
-        if path.is_file() and path.name != MANIFEST and not path.name.endswith(".partial")
-    )
+    # Every file hashed once: the index links the distributions with the sha256 their records hold.
+    records = {relative: record(root, relative) for relative in bundle_files(root)}
+    prefix = python.FILES_FOLDER + "/"
+    python.write_index(root, {name.removeprefix(prefix): one.sha256 for name, one in records.items()
+                              if name.startswith(prefix)})  # fmt: skip
+    records |= {relative: record(root, relative) for relative in bundle_files(root) if relative not in records}
     manifest = Manifest(
         created=datetime.now(UTC),
         mlenv=__version__,
@@ -134,7 +143,7 @@ def make(root: Path, config: MlenvConfig, report: Reporter) -> Manifest:
         venvs=venvs,
         binaries=binaries,
         images=images,
-        files={relative: record(root, relative) for relative in listed},
+        files=dict(sorted(records.items())),
     )
     write(root, manifest)
     return manifest

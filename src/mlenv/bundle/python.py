@@ -17,6 +17,7 @@ import tarfile
 import tempfile
 import tomllib
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
 
@@ -118,21 +119,19 @@ def project_of(filename: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def write_index(root: Path) -> None:
-    """python/simple/: one page per project linking its files with their sha256 (pip checks them)."""
-    files = root / FILES_FOLDER
+def write_index(root: Path, sha256_by_file: Mapping[str, str]) -> None:
+    """python/simple/: one page per project linking its files (python/files/, by name) with their sha256,
+    which pip checks."""
     index = root / PYTHON_INDEX
-    by_project: dict[str, list[Path]] = {}
-    for path in sorted(files.iterdir()):
-        if path.is_file():
-            by_project.setdefault(project_of(path.name), []).append(path)
-    for project, paths in by_project.items():
+    by_project: dict[str, list[str]] = {}
+    for name in sorted(sha256_by_file):
+        by_project.setdefault(project_of(name), []).append(name)
+    for project, names in by_project.items():
         page = index / project / "index.html"
         page.parent.mkdir(parents=True, exist_ok=True)
         links = "".join(
-            f'<a href="../../files/{quote(path.name)}#sha256={hashlib.sha256(path.read_bytes()).hexdigest()}">'
-            f"{html.escape(path.name)}</a><br>\n"
-            for path in paths
+            f'<a href="../../files/{quote(name)}#sha256={sha256_by_file[name]}">{html.escape(name)}</a><br>\n'
+            for name in names
         )
         page.write_text(f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n")
     listing = "".join(f'<a href="{project}/">{project}</a><br>\n' for project in sorted(by_project))

@@ -19,7 +19,7 @@ def bundle(app: Application, folder: Path, verify: bool) -> None:
     """Gather the Debian packages, wheels and image references a converge needs into FOLDER."""
     from rich.table import Table
 
-    from mlenv.bundle import build, manifest
+    from mlenv.bundle import build, manifest, python
 
     started = time.monotonic()
     if verify:
@@ -33,7 +33,7 @@ def bundle(app: Application, folder: Path, verify: bool) -> None:
     for column in ("part", "files", "MB"):
         table.add_column(column)
     debs = [one.size for name, one in made.files.items() if name.endswith(".deb")]
-    wheels = [one.size for name, one in made.files.items() if name.startswith("python/files/")]
+    wheels = [one.size for name, one in made.files.items() if name.startswith(python.FILES_FOLDER + "/")]
     for part, sizes in (("Debian packages", debs), ("Python distributions", wheels)):
         table.add_row(part, str(len(sizes)), f"{sum(sizes) / 1e6:.0f}")
     table.add_row("container images (references)", str(len(made.images)), "-")
