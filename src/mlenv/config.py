@@ -376,6 +376,11 @@ def bundled_binary(tool: str, url: str) -> str:
     return f"files/{tool}/{url.rstrip('/').rsplit('/', 1)[-1]}"
 
 
+def bundled_manifest(name: str) -> str:
+    """Where a bundle keeps a cluster's upstream manifest; the argo_workflows and kserve roles read it there."""
+    return f"files/manifests/{name}.yaml"
+
+
 class Bundle(Strict):
     # Where the hosts fetch an offline bundle (mlenv bundle DIR, served by any web server they reach).
     url: Url = Field(description="Address of the bundle's folder, e.g. http://mirror.internal:8000/.")

@@ -3,6 +3,7 @@ and how mlenv.yaml's bundle.url reaches the roles."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import io
@@ -19,7 +20,7 @@ from click.testing import CliRunner
 
 from mlenv.bundle import build, debian, manifest, python
 from mlenv.cli import main
-from mlenv.config import ConfigError, MlenvConfig, load
+from mlenv.config import ConfigError, MlenvConfig, bundled_manifest, load
 from tests.conftest import PROJECT_ROOT
 
 ROLES = PROJECT_ROOT / "ansible/roles"
@@ -247,16 +248,15 @@ def test_the_inventories_leave_the_pip_index_to_mlenv_yaml() -> None:
         assert "mlenv_pip_index_url" not in values and "mlenv_pip_extra_args" not in values
 
 
-@pytest.fixture
-def served_binary() -> Iterator[tuple[str, bytes]]:
-    """A binary on a loopback HTTP server (the operator's mirror of MinIO's release)."""
-    body = b"\x7fELF a minio server"
+@contextlib.contextmanager
+def serve(files: dict[str, bytes]) -> Iterator[str]:
+    """Files on a loopback HTTP server (the operator's mirror), by path; its base address."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            self.send_response(200 if self.path == "/archive/minio.RELEASE.2025" else 404)
+            self.send_response(200 if self.path in files else 404)
             self.end_headers()
-            self.wfile.write(body if self.path == "/archive/minio.RELEASE.2025" else b"")
+            self.wfile.write(files.get(self.path, b""))
 
         def log_message(self, *args: object) -> None:
             pass
@@ -264,8 +264,18 @@ def served_binary() -> Iterator[tuple[str, bytes]]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/archive/minio.RELEASE.2025", body
-    server.shutdown()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def served_binary() -> Iterator[tuple[str, bytes]]:
+    """A binary on the operator's mirror of MinIO's release."""
+    body = b"\x7fELF a minio server"
+    with serve({"/archive/minio.RELEASE.2025": body}) as base:
+        yield f"{base}/archive/minio.RELEASE.2025", body
 
 
 def minio_config(url: str, sha256: str, bundle: str | None = None) -> MlenvConfig:
@@ -297,3 +307,97 @@ def test_with_a_bundle_the_minio_role_downloads_the_bundles_copy() -> None:
     assert found["object_store_minio_sha256"] == "a" * 64
     plain = minio_config("https://mirror.example.com/minio/minio.RELEASE.2025", "a" * 64).ansible_vars()
     assert plain["object_store_minio_url"] == "https://mirror.example.com/minio/minio.RELEASE.2025"
+
+
+POOLS = [{"name": "t4", "machine_type": "n1-standard-8", "accelerator": "nvidia-tesla-t4", "max_nodes": 2}]
+
+
+def cluster_config(inventory: Path, bundle: str | None = "http://bundle:8000/") -> MlenvConfig:
+    cluster = {"provider": "gke", "region": "europe-west4", "project": "p", "gpu_pools": POOLS}
+    return MlenvConfig.model_validate(
+        {"environment": "t", "profile": "cloud", "cloud": {"inventory": str(inventory), "cluster": cluster},
+         **({"bundle": {"url": bundle}} if bundle else {})}
+    )  # fmt: skip
+
+
+def pinned_inventory(folder: Path, pins: dict[str, str]) -> Path:
+    (folder / "group_vars/all").mkdir(parents=True)
+    (folder / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"ml_hosts": {"hosts": {"ml1": {}}}}}}))
+    (folder / "group_vars/all/kubernetes.yml").write_text(yaml.safe_dump(pins))
+    return folder
+
+
+def test_a_cluster_bundle_takes_the_manifests_pins_from_the_inventory(tmp_path: Path) -> None:
+    pins = {"argo_workflows_manifest_sha256": "a" * 64, "kserve_manifest_sha256": "b" * 64,
+            "kserve_manifest_url": "https://mirror.internal/kserve/kserve.yaml"}  # fmt: skip
+    config = cluster_config(pinned_inventory(tmp_path / "inventory", pins))
+    (tmp_path / "work").mkdir()
+    gathered = build.artifacts(config, "bookworm", tmp_path / "work")["manifests"]
+    wanted = build.cluster_manifests(gathered, config)
+    # The sources are upstream's, or the inventory's mirror: never the bundle the roles will read.
+    assert {name: one["url"] for name, one in wanted.items()} == {
+        "argo-workflows": "https://github.com/argoproj/argo-workflows/releases/download/v4.1.2/install.yaml",
+        "kserve": "https://mirror.internal/kserve/kserve.yaml",
+    }
+    assert wanted["kserve"]["sha256"] == "b" * 64
+    # cert-manager only when the inventory has KServe install it, and then it must be pinned.
+    assert gathered["cert-manager"]["needed"] is False
+    (tmp_path / "install").mkdir()
+    installing = cluster_config(
+        pinned_inventory(tmp_path / "install" / "inventory", {**pins, "kserve_cert_manager": "install"})
+    )
+    (tmp_path / "install" / "work").mkdir()
+    gathered = build.artifacts(installing, "bookworm", tmp_path / "install" / "work")["manifests"]
+    with pytest.raises(manifest.BundleError, match=r"set kserve_cert_manager_sha256 in .*install/inventory"):
+        build.cluster_manifests(gathered, installing)
+    # Without a cluster there is nothing to apply.
+    assert build.cluster_manifests(gathered, MlenvConfig()) == {}
+
+
+def test_a_cluster_whose_manifests_are_not_pinned_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    pinned_inventory(tmp_path / "inventory", {"kserve_apply": False})
+    cluster = {"provider": "gke", "region": "europe-west4", "project": "p", "gpu_pools": POOLS}
+    config = {"environment": "t", "profile": "cloud", "cloud": {"inventory": "inventory", "cluster": cluster}}
+    (tmp_path / "mlenv.yaml").write_text(yaml.safe_dump(config))
+    done = CliRunner().invoke(main, ["--config", str(tmp_path / "mlenv.yaml"), "bundle", str(tmp_path / "bundle")])
+    assert done.exit_code == 1, done.output
+    assert "set argo_workflows_manifest_sha256 in" in " ".join(done.output.split())
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_manifests_are_bundled_only_when_their_checksum_matches(tmp_path: Path) -> None:
+    body = b"apiVersion: v1\nkind: Namespace\n"
+    with serve({"/argo/install.yaml": body}) as base:
+        wanted = {"argo-workflows": {"url": f"{base}/argo/install.yaml", "sha256": hashlib.sha256(body).hexdigest()}}
+        found = build.fetch_manifests(tmp_path / "good", wanted)
+        assert found == {"argo-workflows": "files/manifests/argo-workflows.yaml"}
+        assert (tmp_path / "good" / found["argo-workflows"]).read_bytes() == body
+        wanted["argo-workflows"]["sha256"] = "0" * 64
+        with pytest.raises(manifest.BundleError, match="not bundled"):
+            build.fetch_manifests(tmp_path / "bad", wanted)
+    assert not [path for path in (tmp_path / "bad").rglob("*") if path.is_file()]
+
+
+@pytest.mark.parametrize(
+    ("role", "variable", "name", "upstream"),
+    [
+        ("argo_workflows", "argo_workflows_manifest_url", "argo-workflows",
+         "https://github.com/argoproj/argo-workflows/releases/download/v4.1.2/install.yaml"),
+        ("kserve", "kserve_manifest_url", "kserve", "https://github.com/kserve/kserve/releases/download/v0.20.0/kserve.yaml"),
+        ("kserve", "kserve_cert_manager_url", "cert-manager",
+         "https://github.com/cert-manager/cert-manager/releases/download/v1.17.2/cert-manager.yaml"),
+    ],
+)  # fmt: skip
+def test_with_a_bundle_the_kubernetes_roles_apply_the_bundles_copies(role, variable, name, upstream) -> None:
+    import jinja2
+
+    defaults = yaml.safe_load((ROLES / role / "defaults/main.yml").read_text())
+    versions = {key: value for key, value in defaults.items() if key.endswith("version")}
+    # A URL, not HTML: nothing to escape.
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701
+    template = environment.from_string(defaults[variable])
+    assert template.render(mlenv_bundle_url="http://bundle:8000/", **versions) == (
+        "http://bundle:8000/" + bundled_manifest(name)
+    )
+    assert template.render(**versions) == upstream
+    assert cluster_config(Path("/inventory")).ansible_vars()["mlenv_bundle_url"] == "http://bundle:8000/"

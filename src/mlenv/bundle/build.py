@@ -14,7 +14,7 @@ from typing import Any
 from mlenv import __version__
 from mlenv.bundle import debian, python
 from mlenv.bundle.manifest import MANIFEST, BundleError, Manifest, Venv, record, write
-from mlenv.config import MlenvConfig, bundled_binary
+from mlenv.config import MlenvConfig, bundled_binary, bundled_manifest
 from mlenv.reporting import Reporter
 
 IMAGES_FILE = "images.txt"
@@ -27,11 +27,14 @@ def artifacts(config: MlenvConfig, distribution: str, work: Path) -> dict[str, A
     from mlenv.paths import project_root
 
     settings = work / "settings.json"
-    settings.write_text(json.dumps(config.ansible_vars()))
+    # Without the bundle: what is gathered is what the roles read from upstream (or the operator's mirrors).
+    settings.write_text(json.dumps(config.model_copy(update={"bundle": None}).ansible_vars()))
+    # A cluster's manifests are pinned in the operator's inventory.
+    inventory = ["-i", str(config.cloud.inventory)] if config.cloud is not None else []
     target_os = {"bookworm": "Debian-12", "trixie": "Debian-13"}.get(distribution, distribution)
     command = [
         str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i", "localhost,",
+        "-i", "localhost,", *inventory,
         str(project_root() / "ansible/playbooks/artifacts.yml"),
         "-e", f"output_dir={work}",
         "-e", f"target_os={target_os}",
@@ -77,6 +80,33 @@ def fetch_binaries(root: Path, config: MlenvConfig) -> dict[str, str]:
     return {"minio": relative}
 
 
+def cluster_manifests(manifests: dict[str, dict[str, Any]], config: MlenvConfig) -> dict[str, dict[str, Any]]:
+    """The cluster's upstream manifests to bundle (Argo Workflows, KServe, cert-manager): those the
+    inventory pins, none without a cluster; one that applying needs but nobody pinned is an error."""
+    if config.cloud is None or config.cloud.cluster is None:
+        return {}
+    unpinned = [one["pin"] for one in manifests.values() if _true(one["needed"]) and not one["sha256"]]
+    if unpinned:
+        raise BundleError(
+            f"set {', '.join(unpinned)} in {config.cloud.inventory}: the sha256 (sha256sum) of each manifest, "
+            "which mlenv bundle checks before keeping it",
+        )
+    return {name: one for name, one in sorted(manifests.items()) if one["sha256"]}
+
+
+def fetch_manifests(root: Path, manifests: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Each manifest (cluster_manifests) downloaded and kept only if its sha256 matches."""
+    found = {}
+    for name, one in manifests.items():
+        found[name] = bundled_manifest(name)
+        fetch(one["url"], one["sha256"], root / found[name])
+    return found
+
+
+def _true(value: object) -> bool:
+    return value is True or str(value).lower() in {"true", "yes", "1"}
+
+
 def check_destination(root: Path) -> None:
     """A new or empty folder, or a bundle made before (made again in place); never anything else."""
     if root.exists() and not root.is_dir():
@@ -98,10 +128,11 @@ def make(root: Path, config: MlenvConfig, report: Reporter) -> Manifest:
     check_destination(root)
     distribution, architecture = debian.host_target()
     python_version = python.check_interpreter(distribution)
-    root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mlenv-bundle-") as scratch:
         work = Path(scratch)
         wanted = artifacts(config, distribution, work)
+        manifests = cluster_manifests(wanted["manifests"], config)
+        root.mkdir(parents=True, exist_ok=True)
         for folder in OWNED:
             shutil.rmtree(root / folder, ignore_errors=True)
         with report.status(f"Debian packages: {', '.join(wanted['packages'])} and what they depend on …"):
@@ -122,8 +153,9 @@ def make(root: Path, config: MlenvConfig, report: Reporter) -> Manifest:
     if build is not None:
         venvs["build-tools"] = build
     binaries = fetch_binaries(root, config)
-    for tool, relative in binaries.items():
-        report.info(f"  {tool}: {relative}, sha256 checked")
+    bundled_manifests = fetch_manifests(root, manifests)
+    for name, relative in (binaries | bundled_manifests).items():
+        report.info(f"  {name}: {relative}, sha256 checked")
     images = sorted(set(wanted["images"]))
     (root / IMAGES_FILE).write_text("".join(f"{image}\n" for image in images))
     # Every file hashed once: the index links the distributions with the sha256 their records hold.
@@ -142,6 +174,7 @@ def make(root: Path, config: MlenvConfig, report: Reporter) -> Manifest:
         apt_packages=wanted["packages"],
         venvs=venvs,
         binaries=binaries,
+        manifests=bundled_manifests,
         images=images,
         files=dict(sorted(records.items())),
     )

@@ -66,6 +66,8 @@ class Manifest(Model):
     venvs: dict[str, Venv]
     # Binaries the roles download by URL, by tool: where the bundle keeps each (checked against its sha256).
     binaries: dict[str, str] = {}
+    # A cluster's upstream manifests the roles apply, by name: where the bundle keeps each (sha256 checked).
+    manifests: dict[str, str] = {}
     images: list[str]
     files: dict[str, FileRecord]
 
