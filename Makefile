@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # The hosts mostly wait on installs and start-ups, so two workers fit two cores.
 TEST_WORKERS ?= 2
 
-.PHONY: help up test install venv system image lint unit scenarios benchmark lock service-locks clean
+.PHONY: help up test test-system install venv system image lint unit scenarios benchmark lock service-locks clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,13 +24,16 @@ help:  ## list the targets
 up: install  ## install, then bring the local profile up with mlenv up
 	mlenv up
 
-test: install lint  ## install, lint, then run every test (unit, role scenarios, e2e, k8s)
+test: install test-system lint  ## install, lint, then run every test (unit, role scenarios, e2e, k8s)
 	pytest --numprocesses $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 install: system venv image  ## Debian packages, the venv and the host image (each cached)
 
 system:  ## the Debian packages (podman, debootstrap, ...) that are missing
 	scripts/install-system-packages
+
+test-system:  ## the Debian packages only the tests need (chromium and its driver, certutil)
+	scripts/install-system-packages --tests
 
 venv:  ## the virtualenv, reused while pyproject.toml and the lock do not change
 	scripts/bootstrap-venv >/dev/null

@@ -110,6 +110,7 @@ def probes(outputs: Outputs, state: Path) -> dict[str, Probe]:
         "object_store": ("/", s3_signer),
         "ml_loop": ("/api/runs", bearer),
         "model_server": ("/v2/health/live", basic),
+        "portal": ("/healthz", basic),
     }
     return {
         service: Probe(kinds[service][0], kinds[service][1](endpoint.account))

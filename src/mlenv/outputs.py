@@ -21,9 +21,10 @@ OUTPUTS_FILE = "outputs.json"
 SECRETS_DIR = "secrets"
 
 # The one spelling of each service, everywhere in mlenv (the proxy publishes it as a host name
-# of its own: mlflow., s3., labels.).
-Service = Literal["mlflow", "object_store", "label_studio", "ml_loop", "model_server"]
+# of its own: mlflow., s3., labels.; the landing page at the bare domain).
+Service = Literal["portal", "mlflow", "object_store", "label_studio", "ml_loop", "model_server"]
 TITLES: dict[str, str] = {
+    "portal": "Landing page",
     "mlflow": "MLflow",
     "object_store": "S3 object store",
     "label_studio": "Label Studio",

@@ -57,6 +57,7 @@ KINDS = (
         "the loop's webhook secret (Label Studio's webhooks and ML backend) and its API tokens",
     ),
     Kind("model_server", ("model_server/password",), "the models site's password"),
+    Kind("portal", ("portal/password",), "the landing page's password"),
     # A new key and certificate from the same CA: clients that trust the CA see no change.
     Kind("tls", ("ca/server.key", "ca/server.crt"), "the proxy's server key and certificate"),
 )

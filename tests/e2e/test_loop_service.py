@@ -363,7 +363,7 @@ def answering_again(stack: Stack, limit_s: float) -> dict[str, float]:
 
 # Every service of the stack (the S3 entry is the socket-started way into the object store).
 UNITS = ["mlenv-object-store", "mlenv-object-store-s3", "mlenv-mlflow", "mlenv-label-studio", "mlenv-loop",
-         "mlenv-model-server", "nginx"]  # fmt: skip
+         "mlenv-model-server", "mlenv-portal", "nginx"]  # fmt: skip
 
 
 @pytest.mark.parametrize("unit", UNITS)

@@ -71,7 +71,8 @@ context = ssl.create_default_context(cafile=os.environ.get("CA_FILE") or None)
 opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=context))
 try:
     with opener.open(request, timeout=15) as response:
-        answer = {"status": response.status, "headers": dict(response.headers)}
+        answer = {"status": response.status, "headers": dict(response.headers),
+                  "body": response.read(1 << 20).decode(errors="replace")}
 except urllib.error.HTTPError as err:
     answer = {"status": err.code, "headers": dict(err.headers)}
 except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
@@ -89,7 +90,7 @@ def http_request(
     ca_file: str = "",
     interpreter: str = "python3",
 ) -> dict[str, Any]:
-    """A GET from the host: {status, headers[, error]}; status 0 when nothing answers. Redirects are
+    """A GET from the host: {status, headers[, body][, error]}; status 0 when nothing answers. Redirects are
     not followed, and credentials travel in the environment, never on the command line."""
     env = {"URL": url, "HEADERS": json.dumps(headers or {}), "BASIC_AUTH": basic_auth, "CA_FILE": ca_file}
     return run_python(host, interpreter, HTTP_REQUEST, env)

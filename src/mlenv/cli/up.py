@@ -35,7 +35,8 @@ def show_summary(app: Application, outputs: Outputs, state: Path) -> None:
     table = Table(title=f"mlenv: {outputs.environment} environment")
     table.add_column("service")
     table.add_column("URL")
-    for name, endpoint in outputs.services.items():
+    # The landing page first, then the services in their one order.
+    for name, endpoint in sorted(outputs.services.items(), key=lambda item: list(TITLES).index(item[0])):
         table.add_row(TITLES.get(name, name), endpoint.url)
     app.console.print(table)
     if outputs.ca_certificate:

@@ -14,7 +14,8 @@ from mlenv.profiles.base import Confirm, Profile, Run, converge, write_inventory
 from mlenv.runners.ansible import PlaybookResult, forget_runs
 
 LOCAL_INVENTORY_HOST = "mlenv-local"  # the host's name in inventories/local, whatever the container is called
-HOST_NAMES = {"mlflow": "mlflow", "object_store": "s3", "label_studio": "labels"}
+# The first label of each service's address; the landing page is the bare domain.
+HOST_NAMES = {"portal": "", "mlflow": "mlflow", "object_store": "s3", "label_studio": "labels"}
 
 
 def local_inventory(run: Run, connection: dict[str, str]) -> list[Path]:
@@ -133,9 +134,10 @@ class LocalContainer(ThisHost):
             report.info(f"would start the local host '{host.name}', then converge it")
         backend = config.object_store.backend
         report.info(f"would install PostgreSQL, the object store ({backend}) and the TLS proxy, and serve:")
-        services = ["mlflow", "object_store", *(["label_studio"] if config.services.label_studio else [])]
+        services = ["portal", "mlflow", "object_store", *(["label_studio"] if config.services.label_studio else [])]
         for service in services:
-            report.info(f"  {TITLES[service]:<16} https://{HOST_NAMES[service]}.{config.tls.domain}:{host.https_port}")
+            name = ".".join(label for label in (HOST_NAMES[service], config.tls.domain) if label)
+            report.info(f"  {TITLES[service]:<16} https://{name}:{host.https_port}")
         buckets = ", ".join(config.object_store.buckets)
         report.info(f"would create the buckets {buckets} and generate every secret in {self.run.secrets}")
 

@@ -1,5 +1,6 @@
-"""The service's HTTP side: Label Studio's webhooks in, the runs out (for `mlenv runs`), health,
-and (under /ml, see ml_backend) Label Studio's ML backend.
+"""The service's HTTP side: Label Studio's webhooks in, the runs out (for `mlenv runs`), the
+loop's overview (for the landing page), health, and (under /ml, see ml_backend) Label Studio's
+ML backend.
 
 A webhook is checked (secret, then body, then project) before anything is stored: a wrong
 secret is 401, a body that is not an annotation event 400, a project the service does not train
@@ -8,6 +9,7 @@ from 404, and none of them leaves a row behind. An accepted one is stored before
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
@@ -17,9 +19,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from mlenv_loop.registry import PRODUCTION, Registry, RegistryError
 from mlenv_loop.service import ml_backend, tasks
 from mlenv_loop.service.replies import bearer_matches, json_body, refuse
 from mlenv_loop.service.runners import RunnerError
+from mlenv_loop.service.store import STATES
 from mlenv_loop.webhooks import MAX_BODY_BYTES, SECRET_HEADER, BadPayload, parse, secret_matches
 
 log = logging.getLogger("mlenv_loop")
@@ -140,6 +144,67 @@ async def prediction_log(request: Request) -> Response:
     return JSONResponse({"logged": len(entries)}, status_code=202)
 
 
+# Dataset versions per project the overview lists, newest first.
+OVERVIEW_DATASETS = 3
+
+
+def production_of(registry: Registry, model: str) -> str | None:
+    """The version the model's production alias points at; None before the first promotion. (Before
+    its first run registers it, MLflow's auth answers 403 for a model nobody has made, not 404.)"""
+    try:
+        return registry.by_alias(model, PRODUCTION).version
+    except RegistryError as err:
+        if err.status in (403, 404):
+            return None
+        raise
+
+
+async def overview(request: Request) -> Response:
+    """Where each project's loop stands (the landing page's): its latest dataset versions, its runs
+    by state, the model version in production and that version's live accuracy."""
+    if not authorized(request):
+        return refuse(401, "give the service's API token as a Bearer token")
+    found = tasks.context()
+    settings = found.config.mlflow
+    registry = Registry(settings.url, settings.username, settings.password)
+    runs = await found.store.runs()
+    projects = []
+    for project in await found.store.projects():
+        loop_project = found.config.project_titled(project["title"])
+        if loop_project is None:
+            continue
+        mine = [run for run in runs if run["project_id"] == project["project_id"]]
+        try:
+            production = await asyncio.to_thread(production_of, registry, loop_project.model)
+        except RegistryError as err:
+            return refuse(502, f"MLflow: {err}")
+        live = await found.store.live_accuracy(project["project_id"], loop_project.live_window)
+        row = next((one for one in live if one["model_version"] == production), None)
+        projects.append(
+            {
+                "title": project["title"],
+                "dataset": loop_project.dataset,
+                "model": loop_project.model,
+                "datasets": [
+                    {
+                        "version": run["version"],
+                        "annotations": run["annotations"],
+                        "created_at": jsonable(run)["created_at"],
+                    }
+                    for run in mine[:OVERVIEW_DATASETS]
+                ],
+                "runs": {state: sum(1 for run in mine if run["state"] == state) for state in STATES},
+                "latest_run": public(mine[0]) if mine else None,
+                "production": {
+                    "version": production,
+                    "live_accuracy": row["correct"] / row["pairs"] if row else None,
+                    "live_pairs": row["pairs"] if row else 0,
+                },
+            }
+        )
+    return JSONResponse({"projects": projects})
+
+
 def public_project(project: dict[str, Any]) -> dict[str, Any]:
     loop_project = tasks.context().config.project_titled(project["title"])
     return {
@@ -160,6 +225,7 @@ def application() -> Starlette:
             Route("/api/runs/{run_id}", one_run),
             Route("/api/runs/{run_id}/log", one_run),
             Route("/api/projects", projects),
+            Route("/api/overview", overview),
             Route("/api/projects/{project_id}/predictions", project_predictions),
             Route("/api/predictions", prediction_log, methods=["POST"]),
             *ml_backend.ROUTES,

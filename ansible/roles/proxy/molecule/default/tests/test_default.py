@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import ssl
 import time
 
 from tests.helpers.hostpython import http_request, http_status
@@ -61,3 +64,52 @@ def test_restarts_by_itself_after_kill_9(host):
         time.sleep(1)
     assert host.check_output("systemctl show -p MainPID --value nginx") not in (before, "0")
     assert http_status(host, SITE, ca_file=CA) == 200
+
+
+# The landing page (portal role) at the bare domain.
+HOME = "https://mlenv.test/"
+
+
+def home_password() -> str:
+    return "mlenv:" + (ephemeral_dir() / "secrets/portal/password").read_text().strip()
+
+
+def page_status(host) -> dict:
+    answer = http_request(host, HOME + "api/status", ca_file=CA, basic_auth=home_password())
+    assert answer["status"] == 200, answer
+    return json.loads(answer["body"])
+
+
+def test_the_landing_page_is_behind_basic_auth(host):
+    assert http_status(host, HOME, ca_file=CA) == 401
+    assert http_status(host, HOME, ca_file=CA, basic_auth="mlenv:wrong-password") == 401
+    page = http_request(host, HOME, ca_file=CA, basic_auth=home_password())
+    assert page["status"] == 200 and page["headers"]["Content-Type"].startswith("text/html")
+    assert '<tr data-service="echo" data-health="up">' in page["body"]
+    # The page lists the other sites, never itself, and carries no secret.
+    assert 'data-service="portal"' not in page["body"]
+    assert home_password().split(":", 1)[1] not in page["body"]
+
+
+def test_the_landing_page_offers_the_ca_its_sites_are_signed_by(host):
+    offered = http_request(host, HOME + "ca.crt", ca_file=CA, basic_auth=home_password())
+    assert offered["status"] == 200 and offered["body"] == host.file(CA).content_string
+    der = ssl.PEM_cert_to_DER_cert(offered["body"])
+    fingerprint = hashlib.sha256(der).hexdigest().upper()
+    page = http_request(host, HOME, ca_file=CA, basic_auth=home_password())["body"]
+    assert ":".join(fingerprint[index : index + 2] for index in range(0, 64, 2)) in page
+
+
+def test_the_landing_page_shows_a_stopped_service_as_down(host):
+    assert [(one["service"], one["up"]) for one in page_status(host)["services"]] == [("echo", True)]
+    host.run("systemctl stop echo-upstream")
+    try:
+        time.sleep(2.5)  # past the page's cache of results
+        down = page_status(host)["services"][0]
+        assert not down["up"] and down["detail"].startswith("unreachable"), down
+    finally:
+        host.run("systemctl start echo-upstream")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not page_status(host)["services"][0]["up"]:
+        time.sleep(1)
+    assert page_status(host)["services"][0]["up"]
