@@ -82,7 +82,8 @@ class Stack:
         return str(self.state / "secrets/ca/ca.crt")
 
     def url(self, service: str, path: str = "/") -> str:
-        return f"https://{service}.{DOMAIN}:{HTTPS_PORT}{path}"
+        """A site's address: <service>.<domain>, or the bare domain (the landing page) for ''."""
+        return f"https://{service + '.' if service else ''}{DOMAIN}:{HTTPS_PORT}{path}"
 
     def mlenv(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

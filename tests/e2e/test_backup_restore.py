@@ -211,6 +211,7 @@ def refused_calls(stack: Stack, secrets: dict[str, str] | None = None) -> list[s
             answer(stack.url("models", "/v2/health/live"), lambda: basic("mlenv", secret("model_server/password"))),
             200,
         ),
+        "landing page": (answer(stack.url("", "/healthz"), lambda: basic("mlenv", secret("portal/password"))), 200),
         "s3": (
             lambda: s3_status(
                 stack, secret("object_store/label-studio.access_key"), secret("object_store/label-studio.secret_key")
@@ -288,7 +289,8 @@ def test_rotate_renews_every_secret_while_clients_keep_working(stack, record_pro
     names = ("mlflow/users/mlenv-ci", "mlflow/admin_password", "model_server/password", "postgresql/mlflow",
              "object_store/label-studio.access_key", "object_store/label-studio.secret_key",
              "label_studio/api_token", f"label_studio/users/{CI_USER}.api_token", "label_studio/admin_password",
-             "ml_loop/api_token", "ml_loop/webhook_secret", "ml_loop/prediction_log_token")  # fmt: skip
+             "ml_loop/api_token", "ml_loop/webhook_secret", "ml_loop/prediction_log_token",
+             "portal/password")  # fmt: skip
     old = {name: stack.secret(name) for name in names}
     old_certificate = served_certificate(stack)
     assert refused_calls(stack) == []
@@ -320,7 +322,8 @@ def test_rotate_renews_every_secret_while_clients_keep_working(stack, record_pro
     assert all(new[name] != old[name] for name in names), [name for name in names if new[name] == old[name]]
     assert refused_calls(stack) == [], "the new values do not work"
     assert sorted(refused_calls(stack, old)) == sorted(
-        ["mlflow user: 401", "mlflow admin: 401", "models site: 401", "s3: 403", "label studio admin: 401",
+        ["mlflow user: 401", "mlflow admin: 401", "models site: 401", "landing page: 401", "s3: 403",
+         "label studio admin: 401",
          "label studio ci: 401", "label studio admin login: 200", "loop api: 401", "webhook: 401",
          "prediction log: 401"]  # the login page again, for a wrong password
     )  # fmt: skip

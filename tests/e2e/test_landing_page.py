@@ -18,7 +18,7 @@ from tests.e2e.clients import mlflow_api, request
 from tests.e2e.conftest import DOMAIN, HTTPS_PORT, Stack
 from tests.helpers import browser
 
-HOME = f"https://{DOMAIN}:{HTTPS_PORT}/"
+HOME = f"https://{DOMAIN}:{HTTPS_PORT}/"  # Stack.url("") before there is a stack
 SCREENSHOTS = PROJECT_ROOT / ".cache/screenshots"
 
 
