@@ -59,6 +59,8 @@ LOOP_PROJECTS = [
 UPGRADE_FROM: dict[str, str] = yaml.safe_load(
     (Path(__file__).resolve().parents[2] / "requirements/upgrade-from.yml").read_text()
 )
+# What `mlenv status` checks on the stack: every service, and the landing page.
+STATUS_SERVICES = ("portal", "mlflow", "label_studio", "object_store", "ml_loop", "model_server")
 HTTPS_PORT = 18443
 DOMAIN = "mlenv.localhost"
 UP_TIMEOUT_S = 60 * 60

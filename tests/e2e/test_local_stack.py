@@ -20,7 +20,7 @@ import pytest
 from botocore.config import Config
 
 from tests.e2e.clients import OUTSIDE, label_studio, mlflow_api, request, s3
-from tests.e2e.conftest import DOMAIN, HOST
+from tests.e2e.conftest import DOMAIN, HOST, STATUS_SERVICES
 from tests.helpers import runbooks
 from tests.helpers.mlflow_client import log_run_and_register
 
@@ -318,10 +318,9 @@ def test_an_up_killed_mid_converge_was_resumed_by_the_next(stack):
 def test_status_is_all_green_with_auth(stack):
     result = runbooks.run(runbooks.block("local-environment.md", "Is it healthy?"), stack.env)
     assert result.returncode == 0, result.stdout
-    services = ("mlflow", "label_studio", "object_store", "ml_loop", "model_server")
-    for service in services:
+    for service in STATUS_SERVICES:
         assert f"│ {service} " in result.stdout
-    assert result.stdout.count("auth OK, anonymous refused") == len(services), result.stdout
+    assert result.stdout.count("auth OK, anonymous refused") == len(STATUS_SERVICES), result.stdout
 
 
 def test_credentials_name_the_files_and_show_secrets_on_request(stack):
