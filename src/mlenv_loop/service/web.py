@@ -189,7 +189,7 @@ async def overview(request: Request) -> Response:
                     {
                         "version": run["version"],
                         "annotations": run["annotations"],
-                        "created_at": jsonable(run)["created_at"],
+                        "created_at": run["created_at"].isoformat(),
                     }
                     for run in mine[:OVERVIEW_DATASETS]
                 ],

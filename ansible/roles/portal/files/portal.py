@@ -12,6 +12,7 @@ Charts are Prometheus's series drawn here as inline SVG, when a Prometheus is co
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
 import json
@@ -148,8 +149,6 @@ class Status:
 
 
 def fingerprint(pem: str) -> str:
-    import base64
-
     body = "".join(line for line in pem.splitlines() if line and not line.startswith("-----"))
     digest = hashlib.sha256(base64.b64decode(body)).hexdigest().upper()
     return ":".join(digest[index : index + 2] for index in range(0, len(digest), 2))
