@@ -23,6 +23,7 @@ import testinfra
 import yaml
 
 from mlenv.clients import names_resolve_to
+from tests.helpers import browser
 from tests.helpers.command_lines import CommandLineSampler
 
 HOST = "mlenv-e2e"
@@ -164,3 +165,11 @@ def service_names_resolve_to_loopback() -> Iterator[None]:
     """*.mlenv.localhost is this machine (browsers know it; glibc does not): resolve it in this process."""
     with names_resolve_to(DOMAIN, "127.0.0.1"):
         yield
+
+
+@pytest.fixture(scope="module")
+def driver(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    # make test installs them (scripts/install-system-packages --tests): missing is a broken setup, not a skip.
+    assert not browser.missing(), browser.missing()
+    with browser.chromium(tmp_path_factory.mktemp("browser-home"), stack.ca) as found:
+        yield found

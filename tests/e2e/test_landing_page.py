@@ -8,48 +8,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
 from selenium.webdriver.common.by import By
 
 from mlenv import health
 from mlenv import outputs as platform
-from tests.conftest import PROJECT_ROOT
 from tests.e2e.clients import mlflow_api, request
-from tests.e2e.conftest import DOMAIN, HTTPS_PORT, Stack
+from tests.e2e.conftest import Stack
+from tests.e2e.landing_page import HOME, open_home
 from tests.helpers import browser
-
-HOME = f"https://{DOMAIN}:{HTTPS_PORT}/"  # Stack.url("") before there is a stack
-SCREENSHOTS = PROJECT_ROOT / ".cache/screenshots"
-
-
-def credentials(stack: Stack) -> str:
-    return "mlenv:" + stack.secret("portal/password")
-
-
-@pytest.fixture(scope="module")
-def driver(stack: Stack, tmp_path_factory: pytest.TempPathFactory):
-    # make test installs them (scripts/install-system-packages --tests): missing is a broken setup, not a skip.
-    assert not browser.missing(), browser.missing()
-    with browser.chromium(tmp_path_factory.mktemp("browser-home"), stack.ca) as found:
-        yield found
-
-
-def open_home(driver, stack: Stack, screenshot: str) -> dict[str, dict[str, str]]:
-    """Loads the page with the credentials and returns its rows: service → health, link, version."""
-    browser.basic_auth(driver, credentials(stack))
-    driver.get(HOME)
-    assert browser.navigation_status(driver) == 200, driver.page_source[:500]
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(SCREENSHOTS / screenshot))
-    rows = {}
-    for row in driver.find_elements(By.CSS_SELECTOR, "#services tr[data-service]"):
-        cells = row.find_elements(By.TAG_NAME, "td")
-        rows[row.get_attribute("data-service")] = {
-            "health": row.get_attribute("data-health"),
-            "link": cells[1].find_element(By.TAG_NAME, "a").get_attribute("href"),
-            "version": cells[3].text,
-        }
-    return rows
 
 
 def status_now(stack: Stack) -> dict[str, bool]:
@@ -129,3 +95,15 @@ def test_the_page_carries_no_secret(stack: Stack, driver) -> None:
     assert secrets
     leaked = [path.name for path in secrets if len(value := path.read_text().strip()) >= 8 and value in page]
     assert leaked == []
+
+
+def test_the_charts_draw_the_last_hour_from_prometheus(stack: Stack, driver) -> None:
+    open_home(driver, stack, "landing-page.png")
+    cards = driver.find_elements(By.CSS_SELECTOR, "#charts .card")
+    titles = [card.find_element(By.TAG_NAME, "h3").text for card in cards]
+    assert titles == ["Requests per second (proxy)", "CPU busy", "Memory available", "Training runs", "Live accuracy"]
+    drawn = {title for card, title in zip(cards, titles, strict=True) if card.find_elements(By.TAG_NAME, "svg")}
+    assert {"Requests per second (proxy)", "CPU busy", "Memory available"} <= drawn, drawn
+    # Firing alerts or none, as Prometheus has them (test_metrics.py fires one).
+    alerts = driver.find_element(By.ID, "alerts")
+    assert alerts.find_elements(By.CSS_SELECTOR, "li[data-alert]") or "No alert is firing." in alerts.text, alerts.text

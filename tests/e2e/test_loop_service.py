@@ -21,7 +21,8 @@ from mlenv import health
 from tests.e2e.clients import label_studio, mlflow_api, request, s3
 from tests.e2e.conftest import HOST, LOOP_PROJECTS, Stack
 from tests.e2e.labelling import Project
-from tests.helpers import runbooks
+from tests.helpers import prometheus, runbooks
+from tests.helpers.prometheus import wait_until
 
 # The stack's mlenv.yaml lists both projects under loop.projects.
 TITLE, FAILING_TITLE = (project["title"] for project in LOOP_PROJECTS[:2])
@@ -230,13 +231,23 @@ def test_the_service_killed_mid_job_still_gives_exactly_one_run(stack, project, 
     assert jobs.count(second["id"]) == 1, jobs
 
 
-def test_a_run_that_fails_is_recorded_and_production_stays(stack, project, first_run):
+def test_a_run_that_fails_is_recorded_alerted_and_production_stays(
+    stack, container, project, first_run, record_property
+):
     status, before = mlflow_api(stack, f"registered-models/alias?name={MODEL}&alias=production")
     assert status == 200
     failing = connected(stack, FAILING_TITLE)
     failing.label(3, only="billing")
     (run,) = wait_for_runs(stack, failing, 1)
     assert run["state"] == "failed" and "exit status" in run["detail"], run
+
+    # Prometheus scrapes the service's figures and TrainingRunFailed fires for that project only.
+    def alerted() -> list[str]:
+        return [alert["project"] for alert in prometheus.firing(container, "TrainingRunFailed")]
+
+    projects, waited = wait_until(lambda: FAILING_TITLE in alerted() and alerted(), 120)
+    record_property("figure: run failed → TrainingRunFailed firing (s)", waited)
+    assert projects and FAILING_TITLE in projects, alerted()
     log = stack.mlenv("runs", "log", run["id"])
     assert "at least two labels" in log.stdout, log.stdout
     status, after = mlflow_api(stack, f"registered-models/alias?name={MODEL}&alias=production")

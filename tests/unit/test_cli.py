@@ -353,7 +353,7 @@ def test_plan_on_a_new_environment_says_what_up_would_create(run, tmp_path: Path
     assert result.output == (
         "environment brand-new, profile local: configuration valid\n"
         "would create the local host 'mlenv-brand-new' (systemd container, HTTPS published on 127.0.0.1:9443)\n"
-        "would install PostgreSQL, the object store (seaweedfs) and the TLS proxy, and serve:\n"
+        "would install PostgreSQL, the object store (seaweedfs), the TLS proxy and Prometheus, and serve:\n"
         "  Landing page     https://mlenv.localhost:9443\n"
         "  MLflow           https://mlflow.mlenv.localhost:9443\n"
         "  S3 object store  https://s3.mlenv.localhost:9443\n"

@@ -231,7 +231,7 @@ def test_an_oversized_webhook_is_413(client: TestClient) -> None:
     assert answer.status_code == 413
 
 
-@pytest.mark.parametrize("path", ["/api/runs", "/api/runs/tickets-0123456789ab", "/api/projects"])
+@pytest.mark.parametrize("path", ["/api/runs", "/api/runs/tickets-0123456789ab", "/api/projects", "/metrics"])
 def test_the_run_listing_needs_the_api_token(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 401
     assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401

@@ -41,6 +41,17 @@ OVERVIEW = {
 }
 
 
+ALERTS = [
+    {"labels": {"alertname": "DiskFilling", "severity": "warning"}, "annotations": {"summary": "/ has 4% free"},
+     "state": "firing", "activeAt": "2026-12-07T10:00:00.5Z"},
+    {"labels": {"alertname": "ServiceDown", "severity": "critical"},
+     "annotations": {"summary": "<i>mlenv-loop.service</i> is not running"}, "state": "firing",
+     "activeAt": "2026-12-07T10:01:00Z"},
+    {"labels": {"alertname": "TargetDown", "severity": "warning"}, "annotations": {"summary": "pending"},
+     "state": "pending", "activeAt": "2026-12-07T10:02:00Z"},
+]  # fmt: skip
+
+
 class Stand(BaseHTTPRequestHandler):
     """/ok answers 200, /broken 503, /overview the loop's overview to the right token, /api/v1 a series."""
 
@@ -57,6 +68,8 @@ class Stand(BaseHTTPRequestHandler):
         elif self.path.startswith("/api/v1/query_range"):
             series = {"metric": {"job": "nginx"}, "values": [[1000, "1"], [1060, "3"], [1120, "2"]]}
             self.reply(200, json.dumps({"data": {"result": [series]}}).encode())
+        elif self.path == "/api/v1/alerts":
+            self.reply(200, json.dumps({"data": {"alerts": ALERTS}}).encode())
         else:
             self.reply(404, b"")
 
@@ -145,6 +158,21 @@ def test_charts_are_drawn_from_prometheus_series(stand: str, tmp_path: Path) -> 
     assert '<polyline fill="none"' in page and "nginx: 2/s" in page
     empty = portal.sparkline({"title": "Nothing", "unit": "", "lines": []})
     assert "no data yet" in empty
+
+
+def test_firing_alerts_are_listed_critical_first_and_pending_ones_are_not(stand: str, tmp_path: Path) -> None:
+    found = portal.Status(settings(stand, tmp_path, prometheus={"url": stand, "charts": []})).now()
+    assert [alert["name"] for alert in found["alerts"]["firing"]] == ["ServiceDown", "DiskFilling"]
+    page = portal.render(found, None)
+    assert 'data-alert="ServiceDown"' in page and 'data-alert="TargetDown"' not in page
+    assert "&lt;i&gt;mlenv-loop.service&lt;/i&gt;" in page and "since 2026-12-07 10:01:00 UTC" in page
+
+
+def test_without_prometheus_answering_the_alerts_say_so(stand: str, tmp_path: Path) -> None:
+    found = portal.Status(settings(stand, tmp_path, prometheus={"url": "http://127.0.0.1:9", "charts": []})).now()
+    assert "Prometheus is unreachable" in found["alerts"]["error"]
+    assert "Prometheus is unreachable" in portal.render(found, None)
+    assert 'id="alerts"' not in portal.render(portal.Status(settings(stand, tmp_path)).now(), None)
 
 
 def test_the_services_come_from_the_proxy_sites_without_the_page_itself() -> None:

@@ -133,7 +133,7 @@ class LocalContainer(ThisHost):
         else:
             report.info(f"would start the local host '{host.name}', then converge it")
         backend = config.object_store.backend
-        report.info(f"would install PostgreSQL, the object store ({backend}) and the TLS proxy, and serve:")
+        report.info(f"would install PostgreSQL, the object store ({backend}), the TLS proxy and Prometheus, and serve:")
         services = ["portal", "mlflow", "object_store", *(["label_studio"] if config.services.label_studio else [])]
         for service in services:
             name = ".".join(label for label in (HOST_NAMES[service], config.tls.domain) if label)

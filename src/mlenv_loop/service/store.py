@@ -253,6 +253,13 @@ class Store:
     async def runs(self, limit: int = 100) -> list[dict[str, Any]]:
         return await self._all("SELECT * FROM mlenv_loop_runs ORDER BY created_at DESC LIMIT %s", limit)
 
+    async def run_states(self) -> list[dict[str, Any]]:
+        """Per project and state: how many runs, and when the latest of them ended (or was made)."""
+        return await self._all(
+            "SELECT project_id, state, count(*) AS count, max(coalesce(finished_at, created_at)) AS latest "
+            "FROM mlenv_loop_runs GROUP BY project_id, state ORDER BY project_id, state"
+        )
+
     async def runs_in(self, *states: str) -> list[dict[str, Any]]:
         return await self._all("SELECT * FROM mlenv_loop_runs WHERE state = ANY(%s) ORDER BY created_at", list(states))
 

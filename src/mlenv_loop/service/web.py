@@ -1,6 +1,6 @@
 """The service's HTTP side: Label Studio's webhooks in, the runs out (for `mlenv runs`), the
-loop's overview (for the landing page), health, and (under /ml, see ml_backend) Label Studio's
-ML backend.
+loop's overview (for the landing page), its metrics (for Prometheus), health, and (under /ml, see
+ml_backend) Label Studio's ML backend.
 
 A webhook is checked (secret, then body, then project) before anything is stored: a wrong
 secret is 401, a body that is not an annotation event 400, a project the service does not train
@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mlenv_loop.registry import PRODUCTION, Registry, RegistryError
-from mlenv_loop.service import ml_backend, tasks
+from mlenv_loop.service import metrics, ml_backend, tasks
 from mlenv_loop.service.replies import bearer_matches, json_body, refuse
 from mlenv_loop.service.runners import RunnerError
 from mlenv_loop.service.store import STATES
@@ -205,6 +205,33 @@ async def overview(request: Request) -> Response:
     return JSONResponse({"projects": projects})
 
 
+async def prometheus_metrics(request: Request) -> Response:
+    """The loop's figures for Prometheus (see metrics)."""
+    if not authorized(request):
+        return refuse(401, "give the service's API token as a Bearer token")
+    found = tasks.context()
+    connected = []
+    for project in await found.store.projects():
+        loop_project = found.config.project_titled(project["title"])
+        if loop_project is not None:
+            connected.append((project, loop_project))
+    waiting = {
+        project["project_id"]: (await found.store.waiting(project["project_id"])).count for project, _ in connected
+    }
+    live = {
+        project["project_id"]: await found.store.live_accuracy(project["project_id"], loop_project.live_window)
+        for project, loop_project in connected
+    }
+    text = metrics.exposition(
+        [project for project, _ in connected],
+        await found.store.run_states(),
+        waiting,
+        live,
+        {project["project_id"]: loop_project.retrain_below for project, loop_project in connected},
+    )
+    return PlainTextResponse(text, media_type=metrics.CONTENT_TYPE)
+
+
 def public_project(project: dict[str, Any]) -> dict[str, Any]:
     loop_project = tasks.context().config.project_titled(project["title"])
     return {
@@ -226,6 +253,7 @@ def application() -> Starlette:
             Route("/api/runs/{run_id}/log", one_run),
             Route("/api/projects", projects),
             Route("/api/overview", overview),
+            Route("/metrics", prometheus_metrics),
             Route("/api/projects/{project_id}/predictions", project_predictions),
             Route("/api/predictions", prediction_log, methods=["POST"]),
             *ml_backend.ROUTES,

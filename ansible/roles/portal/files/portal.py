@@ -6,7 +6,8 @@ proxy serves it at the bare domain behind basic auth. Health is asked of each se
 (what the proxy would reach) at request time, all at once, with a short timeout; any answer below
 500 is "up" and anything else is "down" with the reason. The loop's figures come from the trigger
 service's /api/overview with its API token, which stays on the host: the page carries no secret.
-Charts are Prometheus's series drawn here as inline SVG, when a Prometheus is configured.
+Charts are Prometheus's series drawn here as inline SVG, and its firing alerts are listed, when a
+Prometheus is configured.
 /healthz answers "ok" and asks nothing of anyone.
 """
 
@@ -110,6 +111,31 @@ def prometheus_series(prometheus: dict[str, Any] | None, context: ssl.SSLContext
     return found
 
 
+def prometheus_alerts(prometheus: dict[str, Any] | None, context: ssl.SSLContext) -> dict[str, Any] | None:
+    """The alerts firing now (name, severity, summary, since), or why they are unknown (None: no
+    Prometheus on this platform)."""
+    if not prometheus:
+        return None
+    try:
+        status, body = fetch(f"{prometheus['url']}/api/v1/alerts", context=context)
+        alerts = json.loads(body)["data"]["alerts"] if status == 200 else None
+    except (OSError, ValueError, KeyError) as err:
+        return {"error": f"Prometheus is unreachable: {getattr(err, 'reason', err)}"}
+    if alerts is None:
+        return {"error": f"Prometheus answered HTTP {status}"}
+    firing = [
+        {
+            "name": alert["labels"].get("alertname", "?"),
+            "severity": alert["labels"].get("severity", ""),
+            "summary": alert.get("annotations", {}).get("summary", ""),
+            "since": alert.get("activeAt", "")[:19].replace("T", " "),
+        }
+        for alert in alerts
+        if alert.get("state") == "firing"
+    ]
+    return {"firing": sorted(firing, key=lambda alert: (alert["severity"] != "critical", alert["name"]))}
+
+
 class Status:
     """What the page shows, asked of everyone at once and kept for CACHE_S."""
 
@@ -127,6 +153,7 @@ class Status:
         checks = [self.pool.submit(check, service, self.context) for service in services]
         loop = self.pool.submit(loop_overview, self.settings.get("loop"), self.context)
         charts = self.pool.submit(prometheus_series, self.settings.get("prometheus"), self.context)
+        alerts = self.pool.submit(prometheus_alerts, self.settings.get("prometheus"), self.context)
         found = {
             "environment": self.settings["environment"],
             "checked_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -143,6 +170,7 @@ class Status:
             "ca_certificate": bool(self.settings.get("ca_certificate")),
             "loop": loop.result(),
             "charts": charts.result(),
+            "alerts": alerts.result(),
         }
         self.kept = (time.monotonic(), found)
         return found
@@ -199,6 +227,7 @@ def render(status: dict[str, Any], ca_pem: str | None) -> str:
         *rows,
         "</tbody></table></section>",
     ]
+    parts += render_alerts(status.get("alerts"))
     parts += render_loop(status.get("loop"))
     parts += render_charts(status.get("charts") or [])
     if ca_pem:
@@ -210,6 +239,23 @@ def render(status: dict[str, Any], ca_pem: str | None) -> str:
         )
     parts.append("</main></body></html>")
     return "".join(parts)
+
+
+def render_alerts(alerts: dict[str, Any] | None) -> list[str]:
+    if alerts is None:
+        return []
+    parts = ['<section id="alerts"><h2>Alerts</h2>']
+    if "error" in alerts:
+        return [*parts, f'<p class="down">{_e(alerts["error"])}</p></section>']
+    if not alerts["firing"]:
+        return [*parts, '<p class="up">No alert is firing.</p></section>']
+    items = "".join(
+        f'<li data-alert="{_e(alert["name"])}"><span class="{"down" if alert["severity"] == "critical" else ""}">'
+        f"{_e(alert['name'])}</span>: {_e(alert['summary'])} "
+        f'<span class="muted">since {_e(alert["since"])} UTC</span></li>'
+        for alert in alerts["firing"]
+    )
+    return [*parts, f"<ul>{items}</ul></section>"]
 
 
 def render_loop(loop: dict[str, Any] | None) -> list[str]:
