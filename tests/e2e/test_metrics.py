@@ -17,7 +17,7 @@ from tests.e2e.landing_page import open_home
 from tests.helpers import prometheus
 from tests.helpers.prometheus import query, wait_until
 
-JOBS = {"prometheus", "node", "nginx", "postgresql", "model_server", "ml_loop"}
+JOBS = {"prometheus", "node", "nginx", "postgresql", "mlflow", "model_server", "ml_loop"}
 # A unit nothing else in the suite needs at that moment: the model server's follower.
 STOPPED_UNIT = "mlenv-model-follow"
 
@@ -43,7 +43,9 @@ def test_each_exporter_gives_the_series_the_rules_read(stack: Stack, container) 
     served = x509.load_pem_x509_certificate((stack.state / "secrets/ca/server.crt").read_bytes())
     (expiry,) = query(container, 'mlenv_tls_certificate_not_after_timestamp_seconds{certificate="proxy"}')
     assert expiry["value"] == served.not_valid_after_utc.replace(tzinfo=UTC).timestamp()
-    # The services' own: the model server's (MLServer) and the loop's, per project and state.
+    # The services' own: MLflow's requests (as its metrics user), the model server's (MLServer) and the
+    # loop's, per project and state.
+    assert query(container, 'sum(mlflow_http_request_total{job="mlflow"})')[0]["value"] > 0
     assert len(query(container, '{job="model_server"}')) > 5
     states = {one["labels"]["state"] for one in query(container, "mlenv_loop_runs")}
     assert states == {"queued", "running", "succeeded", "failed"}, states

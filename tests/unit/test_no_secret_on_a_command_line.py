@@ -67,14 +67,14 @@ def command_lines() -> Iterator[tuple[str, str]]:
     for path in sorted(ROLES_DIR.glob("*/tasks/*.yml")):
         for task in tasks_in(yaml.safe_load(path.read_text())):
             where = f"{path.relative_to(ROLES_DIR)}: {task.get('name')}"
-            for module in COMMAND_MODULES & set(task):
+            for module in sorted(COMMAND_MODULES & set(task)):
                 arguments = task[module]
                 if isinstance(arguments, dict):
                     arguments = {
                         key: value for key, value in arguments.items() if key in {"argv", "cmd", "_raw_params"}
                     }
                 yield where, yaml.safe_dump(arguments)
-            for name in COMMAND_VARS & set(task.get("vars") or {}):
+            for name in sorted(COMMAND_VARS & set(task.get("vars") or {})):
                 yield where, yaml.safe_dump(task["vars"][name])
             # Ansible puts a task's `environment` on the module's command line (`/bin/sh -c 'NAME=value
             # python3 ...'`): it is a command line too, with the task's own variables behind it.
