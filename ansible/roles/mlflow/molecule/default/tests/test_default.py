@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from tests.helpers.hostpython import http_status, run_python
+from tests.helpers.hostpython import http_request, http_status, run_python
 from tests.helpers.mlflow_client import log_run_and_register
 from tests.helpers.molecule import podman_hosts, secret
 
 testinfra_hosts = podman_hosts()
-journal_units = ["mlenv-mlflow"]
+journal_units = ["mlenv-mlflow", "mlenv-mlflow-metrics"]
 SERVICE = "mlenv-mlflow"
 TOOLS_PYTHON = "/opt/mlenv/s3-tools/bin/python"
 API = "http://127.0.0.1:5000/api/2.0/mlflow/experiments/search?max_results=1"
@@ -84,6 +84,17 @@ def test_run_with_artifact_and_registered_model_land_in_the_bucket(host):
         },
     )
     assert any(key.endswith(f"{answer['run_id']}/artifacts/report.txt") for key in keys), keys
+
+
+def test_the_workers_metrics_are_served_on_loopback_without_auth_and_mlflows_own_are_for_admins(host):
+    assert host.service("mlenv-mlflow-metrics").is_running
+    assert not host.socket("tcp://0.0.0.0:5001").is_listening
+    http_status(host, API, basic_auth=admin())
+    answer = http_request(host, "http://127.0.0.1:5001/metrics")
+    assert answer["status"] == 200
+    assert 'mlflow_http_request_total{method="GET",status="200"}' in answer["body"], answer["body"][:2000]
+    assert http_status(host, "http://127.0.0.1:5000/metrics") == 401
+    assert http_status(host, "http://127.0.0.1:5000/metrics", basic_auth=admin()) == 200
 
 
 def test_secrets_are_private(host):
