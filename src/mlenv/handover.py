@@ -60,6 +60,10 @@ def kubernetes_vars(config: MlenvConfig, state: Path, cluster_outputs: dict[str,
         "kserve_kubeconfig": kubeconfig,
         "argo_workflows_gpu_pools": [{"name": name, "gpus": gpus.get(name, 1)} for name in pools],
         "kserve_gpu_pools": [{"name": name} for name in pools],
+        "cluster_metrics_kubeconfig": kubeconfig,
+        # GKE runs its own GPU driver stack (and metrics); on EKS the cluster program runs NVIDIA's
+        # device plugin, and the pools get its DCGM exporter beside it.
+        "cluster_metrics_gpu_pools": [{"name": name} for name in pools if config.cloud.cluster.provider == "eks"],
         # The loop's models are served at their production version, followed as the alias moves.
         "kserve_models": [{"name": name, "alias": "production"} for name in config.served_models],
     }

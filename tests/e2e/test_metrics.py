@@ -15,7 +15,9 @@ from selenium.webdriver.common.by import By
 from tests.e2e.conftest import HOST, Stack
 from tests.e2e.landing_page import open_home
 from tests.helpers import prometheus
+from tests.helpers.manifests import documents
 from tests.helpers.prometheus import query, wait_until
+from tests.k8s.render import run_role
 
 JOBS = {"prometheus", "node", "nginx", "postgresql", "mlflow", "model_server", "ml_loop"}
 # A unit nothing else in the suite needs at that moment: the model server's follower.
@@ -58,6 +60,23 @@ def test_the_alert_rules_pass_their_promtool_tests(container) -> None:
     result = container.run("promtool test rules /tmp/alert-rules-test.yml")
     assert result.rc == 0, f"{source.name}: {result.stdout}{result.stderr}"
     assert "SUCCESS" in result.stdout + result.stderr
+
+
+def test_the_clusters_gpu_rules_pass_their_promtool_tests(container, tmp_path: Path, tool_env: dict[str, str]) -> None:
+    """The cluster_metrics role's rules, as it renders them, against tests/e2e/files/cluster-rules-test.yml (the
+    GPU alerts fire on what they watch); promtool is the host's, the same Prometheus release."""
+    result = run_role("cluster_metrics", tmp_path, tool_env, cluster_metrics_apply=False,
+                      cluster_metrics_manifest_dir=str(tmp_path / "out"))  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    (config,) = [d for _, d in documents(tmp_path / "out") if d["kind"] == "ConfigMap"]
+    rules = tmp_path / "cluster.rules.yml"
+    rules.write_text(config["data"]["mlenv.rules.yml"])
+    on_host = "/tmp/cluster-rules"
+    container.run_expect([0], f"mkdir -p {on_host}")
+    for source in (rules, Path(__file__).parent / "files/cluster-rules-test.yml"):
+        subprocess.run(["podman", "cp", str(source), f"{HOST}:{on_host}/{source.name}"], check=True)
+    checked = container.run(f"cd {on_host} && promtool test rules cluster-rules-test.yml")
+    assert checked.rc == 0 and "SUCCESS" in checked.stdout + checked.stderr, checked.stdout + checked.stderr
 
 
 def test_a_stopped_service_fires_service_down_shown_on_the_page_until_it_runs_again(

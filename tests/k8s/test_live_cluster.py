@@ -132,3 +132,23 @@ def http_status(url: str, login: tuple[str, str] | None = None) -> int:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
+
+
+def test_the_clusters_prometheus_runs_and_scrapes_itself(tmp_path: Path, tool_env) -> None:
+    """The cluster_metrics role applied for real (the cluster program's mlenv-system namespace must exist):
+    Prometheus becomes available, its rules are loaded, and its own target is up (asked through the API
+    server's service proxy, the way the NetworkPolicy leaves open)."""
+    platform = yaml.safe_load(Path(os.environ["MLENV_TEST_PLATFORM"]).read_text())
+    settings = {key: value for key, value in platform.items() if key.startswith("cluster_metrics")}
+    result = run_role("cluster_metrics", tmp_path, tool_env, cluster_metrics_manifest_dir=str(tmp_path / "out"),
+                      **settings)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:]
+    api = "/api/v1/namespaces/mlenv-system/services/mlenv-prometheus:9090/proxy/api/v1"
+    deadline, up = time.monotonic() + 300, []
+    while time.monotonic() < deadline and not up:
+        targets = json.loads(kubectl("get", "--raw", f"{api}/targets"))["data"]["activeTargets"]
+        up = [t for t in targets if t["labels"]["job"] == "prometheus" and t["health"] == "up"]
+        time.sleep(0 if up else 10)
+    assert up, targets
+    rules = json.loads(kubectl("get", "--raw", f"{api}/rules"))["data"]["groups"][0]["rules"]
+    assert {"TargetDown", "GpuIdle", "GpuXidErrors"} <= {rule["name"] for rule in rules}

@@ -18,7 +18,11 @@ from tests.conftest import PROJECT_ROOT, ROLES_DIR
 from tests.unit.test_inventories import settings_layer
 
 # Roles site.yml includes dynamically (Kubernetes play): their task lists are not expanded.
-SITE_INCLUDES = {"argo_workflows": "Argo Workflows", "kserve": "KServe"}
+SITE_INCLUDES = {
+    "argo_workflows": "Argo Workflows",
+    "kserve": "KServe",
+    "cluster_metrics": "The cluster.s metrics and GPU alerts",
+}
 LOCAL = PROJECT_ROOT / "inventories/local/hosts.yml"
 HELPERS = {"pip_venv", "systemd_service", "apt_packages", "k8s_reachable", "internal_tls", "service_release"}
 
