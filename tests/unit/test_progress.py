@@ -38,21 +38,44 @@ def test_one_line_per_play_with_its_changes_and_failures():
     assert tasks[-1] == "TLS proxy: Write the nginx configuration"
 
 
-def test_the_last_failure_is_kept_with_its_task_and_message():
+def test_the_first_failure_is_the_cause_and_what_follows_is_only_counted():
+    """A host left out by a failure makes a later play fail on what it did not set (an undefined
+    proxy_outputs): the summary names the first failure, the task and host it came from."""
     tracker = ProgressTracker(lambda layer: None, lambda name: None)
     ignored = {
         "event": "runner_on_failed",
-        "event_data": {"task": "Probe", "res": {"msg": "no"}, "ignore_errors": True},
+        "event_data": {"task": "Probe", "host": "h1", "res": {"msg": "no"}, "ignore_errors": True},
     }
     failed = {
         "event": "runner_on_failed",
-        "event_data": {"task": "Stop here", "res": {"msg": "The upgrade of MLflow to 3.17.2 failed"}},
+        "event_data": {"task": "Stop here", "host": "h1", "res": {"msg": "The upgrade of MLflow to 3.17.2 failed"}},
     }
-    hidden = {"event": "runner_on_failed", "event_data": {"task": "Set a password", "res": {"censored": "hidden"}}}
+    follows = {
+        "event": "runner_on_failed",
+        "event_data": {"task": "Write outputs.json", "host": "localhost",
+                       "res": {"msg": "object of type 'HostVarsVars' has no attribute 'proxy_outputs'"}},
+    }  # fmt: skip
     for event in (task("MLflow", "mlflow", "Check the inputs"), ignored):
         tracker.handle(event)
-    assert tracker.last_failure == ""
+    assert tracker.first_failure == "" and tracker.later_failures == 0
     tracker.handle(failed)
-    assert tracker.last_failure == "Stop here: The upgrade of MLflow to 3.17.2 failed"
-    tracker.handle(hidden)
-    assert tracker.last_failure == "Set a password"
+    tracker.handle(task("Outputs", "", "Write outputs.json"))
+    tracker.handle(follows)
+    assert tracker.first_failure == "h1: Stop here: The upgrade of MLflow to 3.17.2 failed"
+    assert tracker.later_failures == 1
+
+
+def test_an_unreachable_host_is_a_failure_and_a_hidden_result_stays_hidden():
+    unreachable = ProgressTracker(lambda layer: None, lambda name: None)
+    unreachable.handle(task("Databases", "postgresql", "Install PostgreSQL"))
+    unreachable.handle({"event": "runner_on_unreachable", "event_data": {
+        "task": "Install PostgreSQL", "host": "mlenv-local",
+        "res": {"msg": "SSH password was requested, but none specified"}}})  # fmt: skip
+    said = "mlenv-local could not be reached: SSH password was requested, but none specified"
+    assert unreachable.first_failure == said
+    assert unreachable.layers[-1].failed == 1
+    hidden = ProgressTracker(lambda layer: None, lambda name: None)
+    hidden.handle(task("MLflow", "mlflow", "Set a password"))
+    censored = {"task": "Set a password", "res": {"censored": "hidden"}}
+    hidden.handle({"event": "runner_on_failed", "event_data": censored})
+    assert hidden.first_failure == "Set a password"

@@ -140,7 +140,9 @@ def converge(
         )
     if not result.ok:
         what = "check" if check else "converge" if playbook == "site.yml" else playbook
-        said = f": {result.last_failure}" if result.last_failure else ""
+        said = f": {result.first_failure}" if result.first_failure else ""
+        if result.later_failures:
+            said += f" ({result.later_failures} later failures follow from it)"
         raise UserError(f"the {what} failed ({result.failed} failed tasks){said}; full log: {result.log}")
     if found is not None:
         inputs.remember(run.state, found)

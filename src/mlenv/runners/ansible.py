@@ -33,8 +33,11 @@ class PlaybookResult:
     failed: int
     log: Path
     layers: list[LayerProgress]
-    # The last task that failed and what it said (Ansible's own words; a hidden result stays hidden).
-    last_failure: str = ""
+    # The first task that failed (or host that could not be reached) and what it said, in Ansible's own
+    # words (a hidden result stays hidden): the cause. What fails after it mostly follows from it (a
+    # later play reading what the failed one would have set), so it is only counted.
+    first_failure: str = ""
+    later_failures: int = 0
 
     @property
     def ok(self) -> bool:
@@ -47,7 +50,8 @@ class ProgressTracker:
 
     def __init__(self, on_layer_done: Callable[[LayerProgress], None], on_task: Callable[[str], None]) -> None:
         self.layers: list[LayerProgress] = []
-        self.last_failure = ""
+        self.first_failure = ""
+        self.later_failures = 0
         self._on_layer_done = on_layer_done
         self._on_task = on_task
 
@@ -65,14 +69,25 @@ class ProgressTracker:
             play = data.get("play") or "playbook"
             self._current(play)
             self._on_task(f"{play}: {data.get('task', '')}")
-        elif kind in {"runner_on_ok", "runner_on_failed"} and self.layers:
+        elif kind in {"runner_on_ok", "runner_on_failed", "runner_on_unreachable"} and self.layers:
             result = data.get("res", {})
-            if kind == "runner_on_failed" and not data.get("ignore_errors"):
+            if kind == "runner_on_unreachable" or (kind == "runner_on_failed" and not data.get("ignore_errors")):
                 self.layers[-1].failed += 1
-                self.last_failure = f"{data.get('task', '')}: {result.get('msg', '')}".strip(": ")
+                self._failed(kind, data, result)
             elif result.get("changed"):
                 self.layers[-1].changed += 1
         return True
+
+    def _failed(self, kind: str, data: dict[str, Any], result: dict[str, Any]) -> None:
+        if self.first_failure:
+            self.later_failures += 1
+            return
+        host = data.get("host", "")
+        if kind == "runner_on_unreachable":
+            self.first_failure = f"{host} could not be reached: {result.get('msg', '')}".strip(": ")
+        else:
+            said = f"{data.get('task', '')}: {result.get('msg', '')}".strip(": ")
+            self.first_failure = f"{host}: {said}" if host and said else said
 
     def finish(self) -> None:
         if self.layers:
@@ -167,5 +182,6 @@ def run_playbook(
         failed=sum((stats.get("failures") or {}).values()) + sum((stats.get("dark") or {}).values()),
         log=log,
         layers=tracker.layers if tracker else [],
-        last_failure=tracker.last_failure if tracker else "",
+        first_failure=tracker.first_failure if tracker else "",
+        later_failures=tracker.later_failures if tracker else 0,
     )
