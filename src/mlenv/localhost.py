@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,9 +225,35 @@ def client_key(secrets: Path) -> Path:
     return key
 
 
-def ssh_connection(host: LocalHost, state: Path) -> dict[str, str] | None:
+# What ssh says when the daemon is not answering yet, as opposed to refusing us.
+NOT_YET = ("Connection refused", "Connection reset", "Connection closed", "timed out")
+
+
+def ssh_refusal(key: Path, known_hosts: Path, address: str, port: int) -> str:
+    """'' when root logs in with the key and the pinned host key; else ssh's last word on why not. A
+    daemon not answering yet is asked again for a few seconds."""
+    command = ["ssh", "-i", str(key), "-p", str(port), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+               "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
+               "-o", "ConnectTimeout=5", f"root@{address}", "true"]  # fmt: skip
+    said = ""
+    for _ in range(10):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+        if result.returncode == 0:
+            return ""
+        said = (result.stderr.strip().splitlines() or [f"ssh exited with {result.returncode}"])[-1]
+        if not any(marker in said for marker in NOT_YET):
+            return said
+        time.sleep(1)
+    return said
+
+
+def ssh_connection(
+    host: LocalHost, state: Path, on_repair: Callable[[str], None] | None = None
+) -> dict[str, str] | None:
     """Ansible connection variables for the host over SSH, with its host key pinned; None when the
-    host publishes no SSH port (made by an older mlenv: it is then reached through Podman)."""
+    host publishes no SSH port (made by an older mlenv: it is then reached through Podman). Access
+    that stopped working (mlenv's key no longer authorized, the host key changed) is set up again
+    over Podman, the channel mlenv trusts, and `on_repair` is told what was repaired."""
     endpoint = host.ssh_endpoint()
     if endpoint is None:
         return None
@@ -234,15 +261,30 @@ def ssh_connection(host: LocalHost, state: Path) -> dict[str, str] | None:
     key = client_key(state / "secrets")
     public_key = key.with_suffix(".pub").read_text()
     known_hosts, record = state / "ssh_known_hosts", state / "ssh_host.json"
-    # Each podman exec costs about 0.2 s: the key is authorized and the host key pinned again only
-    # when the container (recreated: new host key), its port or the controller's key changed.
-    wanted = {"container": host.container_id(), "address": address, "port": port, "client_key": public_key.strip()}
-    if not known_hosts.is_file() or not record.is_file() or json.loads(record.read_text()) != wanted:
+
+    def pin() -> None:
         host.authorize(public_key)
         # ssh looks a host on the default port up by its bare name.
         pinned = address if port == 22 else f"[{address}]:{port}"
         write_private(known_hosts, f"{pinned} {host.host_public_key()}\n")
         write_private(record, json.dumps(wanted))
+
+    # Each podman exec costs about 0.2 s: the key is authorized and the host key pinned again at once
+    # when the container (recreated: new host key), its port or the controller's key changed; else
+    # one ssh login says whether what was set up still works.
+    wanted = {"container": host.container_id(), "address": address, "port": port, "client_key": public_key.strip()}
+    if not known_hosts.is_file() or not record.is_file() or json.loads(record.read_text()) != wanted:
+        pin()
+    elif refused := ssh_refusal(key, known_hosts, address, port):
+        pin()
+        if still := ssh_refusal(key, known_hosts, address, port):
+            raise LocalHostError(
+                f"{host.name} refuses mlenv's SSH login even after its key was authorized and the host key "
+                f"pinned again over Podman: {still}"
+            )
+        if on_repair:
+            on_repair(f"SSH to {host.name} was refused ({refused}): mlenv's key is authorized and the host key "
+                      f"pinned again, over Podman")  # fmt: skip
     return {
         "ansible_connection": "ssh",
         "ansible_host": address,

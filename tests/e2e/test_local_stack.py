@@ -372,6 +372,29 @@ def test_a_renewed_ci_token_replaces_the_old_one_at_the_next_up(stack):
     assert whoami(old)[0] == 401
 
 
+@pytest.mark.parametrize(
+    ("fault", "break_it"),
+    [
+        # Another environment's `mlenv plan` once authorized its own key over this one's.
+        ("key no longer authorized", "rm /root/.ssh/authorized_keys"),
+        # The host's SSH keys made anew (the pinned one no longer matches).
+        ("host key changed", "rm /etc/ssh/ssh_host_* && ssh-keygen -A && systemctl restart ssh"),
+    ],
+)
+def test_an_up_heals_the_access_to_its_host_over_podman(stack, container, fault, break_it, record_property):
+    """mlenv's SSH access to the local host broken: the next up says what it repaired, in one line, and
+    finishes (nothing else to change); `mlenv status` is healthy."""
+    container.run_expect([0], break_it)
+    started = time.monotonic()
+    result = stack.mlenv("up")
+    record_property(f"figure: {fault} → mlenv up done (s)", round(time.monotonic() - started, 1))
+    assert result.returncode == 0, result.stdout[-3000:]
+    repaired = [line for line in result.stdout.splitlines() if "was refused" in line]
+    assert len(repaired) == 1 and "pinned again, over Podman" in repaired[0], result.stdout[-3000:]
+    assert ", 0 changes;" in result.stdout, result.stdout[-3000:]
+    assert stack.mlenv("status").returncode == 0
+
+
 @pytest.mark.stops_the_stack
 def test_down_stops_the_host_keeps_the_data_and_purge_removes_it(stack):
     # Last of the run, as the runbook says: stopped (status says so), then removed.

@@ -1,5 +1,6 @@
 """The local host's SSH connection: the key is authorized and the host key pinned over podman only
-when something changed (each podman exec costs about 0.2 s of every `mlenv up`)."""
+when something changed (each podman exec costs about 0.2 s of every `mlenv up`), or when an ssh
+login says what was set up no longer works; then mlenv says what it repaired."""
 
 from __future__ import annotations
 
@@ -7,13 +8,25 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlenv.localhost import ssh_connection
+import pytest
+
+from mlenv import localhost
+from mlenv.localhost import LocalHostError, ssh_connection
+
+
+@pytest.fixture(autouse=True)
+def ssh_answers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What the ssh login says, one answer per login ('' is a login that worked); then it works."""
+    answers: list[str] = []
+    monkeypatch.setattr(localhost, "ssh_refusal", lambda *args: answers.pop(0) if answers else "")
+    return answers
 
 
 @dataclass
 class RecordedHost:
     """Answers like LocalHost and records what reached the container."""
 
+    name: str = "mlenv-test"
     container: str = "c1"
     port: int = 40022
     address: str = "127.0.0.1"
@@ -65,3 +78,21 @@ def test_a_host_on_a_network_of_its_own_is_reached_at_its_address(tmp_path: Path
     host.address = "10.89.0.9"
     assert ssh_connection(host, tmp_path)["ansible_host"] == "10.89.0.9"  # type: ignore[arg-type]
     assert host.calls[2:] == ["authorize ssh-ed25519", "read host key"]
+
+
+def test_a_key_no_longer_authorized_is_authorized_again_and_said(tmp_path: Path, ssh_answers: list[str]) -> None:
+    host, said = RecordedHost(), []
+    ssh_connection(host, tmp_path)  # type: ignore[arg-type]
+    ssh_answers.append("root@127.0.0.1: Permission denied (publickey).")
+    ssh_connection(host, tmp_path, said.append)  # type: ignore[arg-type]
+    assert host.calls[2:] == ["authorize ssh-ed25519", "read host key"]
+    assert said == ["SSH to mlenv-test was refused (root@127.0.0.1: Permission denied (publickey).): mlenv's key is "
+                    "authorized and the host key pinned again, over Podman"]  # fmt: skip
+
+
+def test_a_login_still_refused_after_the_repair_is_an_error_naming_why(tmp_path: Path, ssh_answers: list[str]) -> None:
+    host = RecordedHost()
+    ssh_connection(host, tmp_path)  # type: ignore[arg-type]
+    ssh_answers.extend(["Host key verification failed.", "root@127.0.0.1: Permission denied (publickey)."])
+    with pytest.raises(LocalHostError, match=r"refuses mlenv's SSH login even after .*: root@127.0.0.1: Permission"):
+        ssh_connection(host, tmp_path)  # type: ignore[arg-type]

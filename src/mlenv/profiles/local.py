@@ -111,7 +111,7 @@ class LocalContainer(ThisHost):
         return self.connection()
 
     def connection(self) -> dict[str, str]:
-        connection = ssh_connection(self.host, self.run.state)
+        connection = ssh_connection(self.host, self.run.state, self.run.report.warning)
         if connection is None:
             self.run.report.warning(f"{self.host.name} publishes no SSH port; converging through Podman (slower)")
             return {"ansible_connection": "containers.podman.podman", "ansible_host": self.host.name}
