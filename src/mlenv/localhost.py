@@ -99,7 +99,13 @@ class LocalHost:
         if state != "missing" and self.network is None:
             self._check_published_port()
         if state == "running":
+            # One exec when it is up; a host whose boot was cut short (mlenv killed) is waited for.
+            self._wait_for_boot()
             return "already running"
+        if state == "paused":
+            self._podman("unpause", self.name)
+            self._wait_for_boot()
+            return "unpaused"
         if state == "missing":
             self._podman(
                 "run",

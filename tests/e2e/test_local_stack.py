@@ -395,6 +395,16 @@ def test_an_up_heals_the_access_to_its_host_over_podman(stack, container, fault,
     assert stack.mlenv("status").returncode == 0
 
 
+def test_an_up_unpauses_a_paused_host(stack, record_property):
+    subprocess.run(["podman", "pause", HOST], env=stack.env, check=True, capture_output=True)
+    started = time.monotonic()
+    result = stack.mlenv("up")
+    record_property("figure: host paused → mlenv up done (s)", round(time.monotonic() - started, 1))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"local host {HOST}: unpaused" in result.stdout and ", 0 changes;" in result.stdout, result.stdout[-3000:]
+    assert stack.mlenv("status").returncode == 0
+
+
 @pytest.mark.stops_the_stack
 def test_down_stops_the_host_keeps_the_data_and_purge_removes_it(stack):
     # Last of the run, as the runbook says: stopped (status says so), then removed.
