@@ -59,7 +59,7 @@ def test_every_role_has_a_scenario():
     assert helpers == {
         "pip_venv", "systemd_service", "k8s_reachable", "apt_packages", "internal_tls", "service_release"
     }  # fmt: skip
-    assert kubernetes == {"argo_workflows", "kserve"}
+    assert kubernetes == {"argo_workflows", "kserve", "cluster_metrics"}
     # package_sources runs in every site.yml converge (the e2e stack's, without a bundle); with one, the offline
     # test converges the whole platform through it onto a host that reaches only the bundle.
     assert (PROJECT_ROOT / "tests/offline/test_offline_bundle.py").is_file()

@@ -11,7 +11,7 @@ from tests.helpers.hostpython import http_request, http_status
 from tests.helpers.molecule import ephemeral_dir, podman_hosts
 
 testinfra_hosts = podman_hosts()
-journal_units = ["nginx"]
+journal_units = ["nginx", "prometheus"]
 CA = "/etc/mlenv-proxy/tls/ca.crt"
 SITE = "https://echo.mlenv.test/"
 
@@ -113,3 +113,23 @@ def test_the_landing_page_shows_a_stopped_service_as_down(host):
     while time.monotonic() < deadline and not page_status(host)["services"][0]["up"]:
         time.sleep(1)
     assert page_status(host)["services"][0]["up"]
+
+
+def test_prometheus_scrapes_this_hosts_exporters_and_the_database_one_stays_off(host):
+    for unit in ("prometheus", "prometheus-node-exporter", "prometheus-nginx-exporter"):
+        assert host.service(unit).is_running and host.service(unit).is_enabled, unit
+    database = host.service("prometheus-postgres-exporter")
+    assert not database.is_running and not database.is_enabled
+    assert not host.socket("tcp://0.0.0.0:9090").is_listening
+    deadline, health = time.monotonic() + 60, {}
+    while time.monotonic() < deadline:
+        answer = http_request(host, "http://127.0.0.1:9090/api/v1/targets")
+        if answer["status"] == 200:
+            targets = json.loads(answer["body"])["data"]["activeTargets"]
+            health = {target["labels"]["job"]: target["health"] for target in targets}
+            if set(health.values()) == {"up"}:
+                break
+        time.sleep(2)
+    assert health == {"prometheus": "up", "node": "up", "nginx": "up"}, health
+    rules = json.loads(http_request(host, "http://127.0.0.1:9090/api/v1/rules")["body"])["data"]["groups"][0]["rules"]
+    assert {"ServiceDown", "CertificateExpiresSoon"} <= {rule["name"] for rule in rules}
