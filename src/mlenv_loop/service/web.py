@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from mlenv_loop.registry import PRODUCTION, Registry, RegistryError
 from mlenv_loop.service import metrics, ml_backend, tasks
+from mlenv_loop.service.config import LoopProject
 from mlenv_loop.service.replies import bearer_matches, json_body, refuse
 from mlenv_loop.service.runners import RunnerError
 from mlenv_loop.service.store import STATES
@@ -159,6 +160,13 @@ def production_of(registry: Registry, model: str) -> str | None:
         raise
 
 
+async def connected_projects() -> list[tuple[dict[str, Any], LoopProject]]:
+    """The projects the service has connected that its settings still train from, each with those settings."""
+    found = tasks.context()
+    pairs = [(project, found.config.project_titled(project["title"])) for project in await found.store.projects()]
+    return [(project, loop_project) for project, loop_project in pairs if loop_project is not None]
+
+
 async def overview(request: Request) -> Response:
     """Where each project's loop stands (the landing page's): its latest dataset versions, its runs
     by state, the model version in production and that version's live accuracy."""
@@ -169,10 +177,7 @@ async def overview(request: Request) -> Response:
     registry = Registry(settings.url, settings.username, settings.password)
     runs = await found.store.runs()
     projects = []
-    for project in await found.store.projects():
-        loop_project = found.config.project_titled(project["title"])
-        if loop_project is None:
-            continue
+    for project, loop_project in await connected_projects():
         mine = [run for run in runs if run["project_id"] == project["project_id"]]
         try:
             production = await asyncio.to_thread(production_of, registry, loop_project.model)
@@ -210,11 +215,7 @@ async def prometheus_metrics(request: Request) -> Response:
     if not authorized(request):
         return refuse(401, "give the service's API token as a Bearer token")
     found = tasks.context()
-    connected = []
-    for project in await found.store.projects():
-        loop_project = found.config.project_titled(project["title"])
-        if loop_project is not None:
-            connected.append((project, loop_project))
+    connected = await connected_projects()
     waiting = {
         project["project_id"]: (await found.store.waiting(project["project_id"])).count for project, _ in connected
     }
